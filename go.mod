@@ -12,3 +12,5 @@ require (
 	golang.org/x/text v0.44.0
 	gopkg.in/yaml.v3 v3.0.1
 )
+
+require go.etcd.io/bbolt v1.4.3

@@ -14,7 +14,8 @@ import (
 )
 
 // apduSubcommands are the sub-subcommands of "onecard apdu". Sending APDUs
-// to a reader ("onecard apdu --reader R HEX") will be added beside decode.
+// to a reader ("onecard apdu --reader R HEX", cmd_apdu_send.go) is the
+// form that starts with a flag.
 var apduSubcommands = map[string]struct {
 	summary string
 	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
@@ -25,7 +26,7 @@ var apduSubcommands = map[string]struct {
 func init() {
 	register(command{
 		name:    "apdu",
-		summary: "explain APDUs (decode)",
+		summary: "explain APDUs (decode) and send them to a card (--reader)",
 		run:     runAPDU,
 	})
 }
@@ -41,6 +42,8 @@ func apduUsage(w io.Writer) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-8s %s\n", n, apduSubcommands[n].summary)
 	}
+	fmt.Fprintln(w, "  onecard apdu "+apduSendUsage)
+	fmt.Fprintln(w, "           send APDUs to the card in reader R")
 }
 
 func runAPDU(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -52,6 +55,9 @@ func runAPDU(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	case "-h", "-help", "--help", "help":
 		apduUsage(stderr)
 		return flag.ErrHelp
+	}
+	if strings.HasPrefix(args[0], "-") {
+		return runAPDUSend(ctx, args, stdout, stderr)
 	}
 	sub, ok := apduSubcommands[args[0]]
 	if !ok {

@@ -85,7 +85,11 @@ func Start(tb testing.TB, opts Options) *Env {
 	if err := os.Mkdir(e.ConfDir, 0o755); err != nil {
 		tb.Fatalf("pcsctest: %v", err)
 	}
-	if err := os.WriteFile(filepath.Join(e.ConfDir, "vpcd"), []byte(readerConf(opts.Readers)), 0o644); err != nil {
+	libs, err := driverCopies(dir, opts.Readers)
+	if err != nil {
+		tb.Fatalf("pcsctest: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(e.ConfDir, "vpcd"), []byte(readerConf(libs)), 0o644); err != nil {
 		tb.Fatalf("pcsctest: %v", err)
 	}
 	// Registered after the unlock cleanup, so it runs before it.
@@ -369,4 +373,30 @@ func zombie(pid int) bool {
 func alive(pid int) bool {
 	err := syscall.Kill(pid, 0)
 	return (err == nil || errors.Is(err, syscall.EPERM)) && !zombie(pid)
+}
+
+// driverCopies returns the driver library path for each of n readers:
+// DriverPath for the first, and a private copy in dir/drivers for every
+// other one (see readerConf).
+func driverCopies(dir string, n int) ([]string, error) {
+	libs := []string{DriverPath}
+	if n <= 1 {
+		return libs[:n], nil
+	}
+	src, err := os.ReadFile(DriverPath)
+	if err != nil {
+		return nil, fmt.Errorf("copy vpcd driver: %w (run make deps)", err)
+	}
+	ddir := filepath.Join(dir, "drivers")
+	if err := os.Mkdir(ddir, 0o755); err != nil {
+		return nil, fmt.Errorf("copy vpcd driver: %w", err)
+	}
+	for i := 1; i < n; i++ {
+		p := filepath.Join(ddir, fmt.Sprintf("libifdvpcd-%d.so", i))
+		if err := os.WriteFile(p, src, 0o755); err != nil {
+			return nil, fmt.Errorf("copy vpcd driver: %w", err)
+		}
+		libs = append(libs, p)
+	}
+	return libs, nil
 }

@@ -25,6 +25,10 @@
 //     "onecard-pcsctest-*") configuring Options.Readers vpcd readers. vpcd
 //     reader i listens on CHANNELID 0x8C7B+2i and the next port, i.e.
 //     reader 0 on TCP 35963 and 35964, reader 1 on 35965 and 35966, ...
+//     Reader i > 0 loads its own copy of the vpcd driver (in the temp
+//     directory, outside reader.conf.d): the driver keeps its state in
+//     static variables, so readers sharing one library file would share
+//     slots.
 //     Reader 0 is named "Virtual PCD" (as in the Debian default), reader i
 //     > 0 "Virtual PCD <i+1>" — distinct names, because pcscd 1.9.9 gives
 //     two readers with the same FRIENDLYNAME the same "00 00" names. PC/SC
@@ -115,13 +119,18 @@ func friendlyName(i int) string {
 	return fmt.Sprintf("Virtual PCD %d", i+1)
 }
 
-// readerConf returns the reader.conf text for n vpcd readers.
-func readerConf(n int) string {
+// readerConf returns the reader.conf text for vpcd readers, one per entry
+// of libs: reader i loads the driver at libs[i]. The vpcd driver keeps its
+// slots in static variables, so two readers loaded from the same file
+// share them and only one reader's slots ever see a card; every reader
+// beyond the first therefore needs its own copy of the library (see
+// driverCopies).
+func readerConf(libs []string) string {
 	var s string
-	for i := range n {
+	for i, lib := range libs {
 		ch := FirstChannel + 2*i
 		s += fmt.Sprintf("FRIENDLYNAME \"%s\"\nDEVICENAME   /dev/null:0x%X\nLIBPATH      %s\nCHANNELID    0x%X\n\n",
-			friendlyName(i), ch, DriverPath, ch)
+			friendlyName(i), ch, lib, ch)
 	}
 	return s
 }

@@ -34,10 +34,10 @@ func TestPCSCSlotsAndConfig(t *testing.T) {
 			t.Errorf("slot %d = %+v, want %+v", i, slots[i], want[i])
 		}
 	}
-	conf := readerConf(2)
+	conf := readerConf([]string{DriverPath, "/tmp/x/drivers/libifdvpcd-1.so"})
 	for _, s := range []string{
 		"FRIENDLYNAME \"Virtual PCD\"\nDEVICENAME   /dev/null:0x8C7B\nLIBPATH      " + DriverPath + "\nCHANNELID    0x8C7B\n",
-		"FRIENDLYNAME \"Virtual PCD 2\"\nDEVICENAME   /dev/null:0x8C7D\nLIBPATH      " + DriverPath + "\nCHANNELID    0x8C7D\n",
+		"FRIENDLYNAME \"Virtual PCD 2\"\nDEVICENAME   /dev/null:0x8C7D\nLIBPATH      /tmp/x/drivers/libifdvpcd-1.so\nCHANNELID    0x8C7D\n",
 	} {
 		if !strings.Contains(conf, s) {
 			t.Errorf("reader.conf lacks\n%s\ngot:\n%s", s, conf)
@@ -134,7 +134,7 @@ func startRawPcscd(t *testing.T, dir string) *exec.Cmd {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "vpcd"), []byte(readerConf(1)), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "vpcd"), []byte(readerConf([]string{DriverPath})), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	path, err := pcscdPath()

@@ -47,6 +47,7 @@ type Slot struct {
 	connected bool   // a session is open ...
 	connGen   uint64 // ... on the card of this generation
 	pullIn    int    // >0: pull the card on the pullIn-th next Transmit
+	atr       []byte // ATR of the card in the slot, once known
 	// busy is non-nil while the card processes a command; it is closed
 	// when the exchange is over (also one abandoned on ctx expiry).
 	busy chan struct{}
@@ -69,6 +70,23 @@ func NewSlot(id string, card Card) *Slot {
 // ID returns the slot's stable name, e.g. "virtual:user".
 func (s *Slot) ID() string { return s.id }
 
+// ATR returns the ATR of the card in the slot, or nil when the slot is
+// empty (reader.ATRReporter). A card nobody has connected to yet is
+// powered up and down once to learn it, as a reader does on insertion;
+// a card in use is never reset for it.
+func (s *Slot) ATR() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.card == nil {
+		return nil
+	}
+	if s.atr == nil && !s.powered && s.busy == nil {
+		s.atr = clone(s.card.PowerOn())
+		s.card.PowerOff()
+	}
+	return clone(s.atr)
+}
+
 // Insert puts card into the slot, first removing any card already there.
 // Insert(nil) is the same as Remove.
 func (s *Slot) Insert(card Card) {
@@ -90,6 +108,7 @@ func (s *Slot) Remove() {
 }
 
 func (s *Slot) removeLocked() {
+	s.atr = nil
 	if s.card == nil {
 		return
 	}
@@ -143,6 +162,7 @@ func (s *Slot) Connect(ctx context.Context) ([]byte, error) {
 		return nil, fmt.Errorf("connect %s: %w", s.id, reader.ErrNoCard)
 	}
 	atr := s.card.PowerOn()
+	s.atr = clone(atr)
 	s.powered = true
 	s.connected = true
 	s.connGen = s.gen

@@ -304,3 +304,27 @@ func TestSlotSlowCard(t *testing.T) {
 		}
 	})
 }
+
+func TestSlotATR(t *testing.T) {
+	card := &echoCard{}
+	s := virtual.NewSlot("user", nil)
+	if got := s.ATR(); got != nil {
+		t.Fatalf("empty slot ATR = % X", got)
+	}
+	s.Insert(card)
+	want := card.PowerOn()
+	card.PowerOff()
+	if got := s.ATR(); !bytes.Equal(got, want) {
+		t.Fatalf("ATR = % X, want % X", got, want)
+	}
+	if _, err := s.Connect(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.ATR(); !bytes.Equal(got, want) {
+		t.Fatalf("connected ATR = % X, want % X", got, want)
+	}
+	s.Remove()
+	if got := s.ATR(); got != nil {
+		t.Fatalf("after Remove ATR = % X", got)
+	}
+}
