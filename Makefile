@@ -11,7 +11,7 @@ GO ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME ?= 10s
 BENCHTIME ?= 1s
-TESTFLAGS ?= -race -timeout 20m
+TESTFLAGS ?= -race -count=1 -timeout 25m
 PKGS ?= ./...
 
 # The GM crypto library reads these once at process start (see

@@ -8,8 +8,9 @@ set -eu
 #   build:  gcc, pkg-config and libpcsclite-dev (cgo for github.com/ebfe/scard)
 #   test:   pcscd and vsmartcard-vpcd (real PC/SC stack with virtual readers),
 #           pcsc-tools and opensc (standard tools the virtual card must answer),
-#           socat (pty pairs), openssl (SM2/SM3/SM4 interop)
-PACKAGES="${ONECARD_DEPS:-gcc pkg-config libpcsclite-dev pcscd vsmartcard-vpcd pcsc-tools opensc socat openssl ca-certificates}"
+#           socat (pty pairs), openssl (SM2/SM3/SM4 interop),
+#           postgresql (the hub's shared ledger store)
+PACKAGES="${ONECARD_DEPS:-gcc pkg-config libpcsclite-dev pcscd vsmartcard-vpcd pcsc-tools opensc socat openssl ca-certificates postgresql}"
 
 missing=""
 for p in $PACKAGES; do
