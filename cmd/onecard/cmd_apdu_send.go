@@ -16,7 +16,7 @@ import (
 // "onecard apdu --reader R [flags] HEX..." sends APDUs; cmd_apdu.go hands
 // every "onecard apdu" command line that starts with a flag to runAPDUSend.
 
-const apduSendUsage = "--reader R [--slot N] [--raw] [--trace] [--timeout D] HEX..."
+const apduSendUsage = "(--reader R [--slot N] | --sim CARDFILE) [--serial PORT,profile=ID]... [--raw] [--trace] [--timeout D] HEX..."
 
 // runAPDUSend sends each HEX argument as one command APDU to the card in
 // the chosen reader slot, inside one transaction, and prints the responses
@@ -24,8 +24,7 @@ const apduSendUsage = "--reader R [--slot N] [--raw] [--trace] [--timeout D] HEX
 // masked in what it prints.
 func runAPDUSend(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("apdu", apduSendUsage, stderr)
-	readerQ := fs.String("reader", "", "reader or slot: an ID from 'onecard readers' or part of its name")
-	slotN := fs.Int("slot", -1, "slot number within the reader (as listed by 'onecard readers')")
+	rf := addReaderFlags(fs)
 	raw := fs.Bool("raw", false, "send each APDU as is: no GET RESPONSE (61xx) or Le correction (6Cxx)")
 	trace := fs.Bool("trace", false, "print every APDU exchanged with the card to stderr (secrets masked)")
 	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
@@ -45,9 +44,9 @@ func runAPDUSend(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		hexArgs = append(hexArgs, args[0])
 		args = args[1:]
 	}
-	if *readerQ == "" {
+	if rf.reader == "" && rf.sim == "" {
 		fs.Usage()
-		return usagef("missing --reader")
+		return usagef("missing --reader (or --sim CARDFILE)")
 	}
 	if len(hexArgs) == 0 {
 		fs.Usage()
@@ -67,24 +66,12 @@ func runAPDUSend(ctx context.Context, args []string, stdout, stderr io.Writer) e
 
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	backends := readerBackends()
-	list, err := listReaders(ctx, backends)
+	slot, _, closeSlots, err := rf.open(ctx, stderr)
 	if err != nil {
 		return fmt.Errorf("%w%s", err, errorHint(err))
 	}
-	target, err := pickSlot(list.Readers, *readerQ, *slotN)
-	if err != nil {
-		return err
-	}
-	var slot reader.Slot
-	for _, b := range backends {
-		if slot, err = b.Slot(target.ID); err == nil {
-			break
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("open %s: %w", target.ID, err)
-	}
+	defer closeSlots()
+	id := slot.ID()
 	if *trace {
 		slot = reader.Traced(slot, func(ev reader.TraceEvent) { fmt.Fprintf(stderr, "trace: %s\n", ev) })
 	}
@@ -93,7 +80,7 @@ func runAPDUSend(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return fmt.Errorf("%w%s", err, errorHint(err))
 	}
 	defer func() { _ = slot.Disconnect() }()
-	fmt.Fprintf(stdout, "# %s ATR %s\n", target.ID, spaced(atr))
+	fmt.Fprintf(stdout, "# %s ATR %s\n", id, spaced(atr))
 	tx, err := reader.Begin(ctx, slot)
 	if err != nil {
 		return fmt.Errorf("%w%s", err, errorHint(err))

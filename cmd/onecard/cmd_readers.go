@@ -5,13 +5,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"strings"
 	"time"
 
 	"github.com/onecard-hub/onecard/reader"
-	"github.com/onecard-hub/onecard/reader/pcsc"
 )
 
 func init() {
@@ -20,12 +20,6 @@ func init() {
 		summary: "list card readers, their slots and cards",
 		run:     runReaders,
 	})
-}
-
-// readerBackends returns the backends the reader commands look at. Only
-// PC/SC for now; serial readers join when they have a configuration.
-func readerBackends() []reader.Backend {
-	return []reader.Backend{pcsc.NewBackend(pcsc.Options{})}
 }
 
 // listedReaders is the result of asking every backend for its readers.
@@ -39,18 +33,22 @@ type backendError struct {
 	Err     error
 }
 
-// listReaders asks every backend; it fails only when every backend does.
+// listReaders asks every backend. The readers of a backend that fails
+// only in part (a serial port missing among several) are kept, and its
+// error is recorded too. It fails only when every backend failed without
+// listing any reader.
 func listReaders(ctx context.Context, backends []reader.Backend) (listedReaders, error) {
 	var out listedReaders
 	var errs []error
 	for _, b := range backends {
 		rs, err := b.Readers(ctx)
+		out.Readers = append(out.Readers, rs...)
 		if err != nil {
 			out.Errors = append(out.Errors, backendError{b.Name(), err})
-			errs = append(errs, fmt.Errorf("%s: %w", b.Name(), err))
-			continue
+			if len(rs) == 0 {
+				errs = append(errs, fmt.Errorf("%s: %w", b.Name(), err))
+			}
 		}
-		out.Readers = append(out.Readers, rs...)
 	}
 	if len(backends) > 0 && len(errs) == len(backends) {
 		return out, fmt.Errorf("list readers: %w", errors.Join(errs...))
@@ -64,24 +62,37 @@ func errorHint(err error) string {
 	case errors.Is(err, reader.ErrServiceDown):
 		return " (is pcscd running? e.g. systemctl start pcscd)"
 	case errors.Is(err, reader.ErrReaderBusy):
-		return " (another program holds the card; lsof +E /run/pcscd/pcscd.comm shows which)"
+		return " (another program holds the card or port; lsof +E /run/pcscd/pcscd.comm or lsof PORT shows which)"
+	case errors.Is(err, reader.ErrReaderGone):
+		return " (is the reader plugged in and the --serial port right? ls /dev/serial/by-id)"
+	case errors.Is(err, reader.ErrTimeout):
+		return " (the reader does not answer: check its power, the cable, and the profile and baud of --serial)"
 	}
 	return ""
 }
 
 func runReaders(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("readers", "[--json]", stderr)
+	fs := newFlagSet("readers", "[--json] [--serial PORT,profile=ID]... [--sim CARDFILE [--sim-psam CARDFILE]]", stderr)
 	asJSON := fs.Bool("json", false, "print JSON instead of text")
+	bf := addBackendFlags(fs)
 	timeout := fs.Duration("timeout", 10*time.Second, "give up after this long")
 	if err := fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usagef("%v", err)
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	list, err := listReaders(ctx, readerBackends())
+	set, err := bf.build()
+	if err != nil {
+		return err
+	}
+	defer set.close()
+	list, err := listReaders(ctx, set.backends)
 	if *asJSON {
 		if jerr := writeReadersJSON(stdout, list); jerr != nil {
 			return jerr

@@ -23,9 +23,17 @@
 // Device conditions map to errors: card_absent → reader.ErrNoCard (or
 // reader.ErrCardRemoved during Transmit), card_removed →
 // reader.ErrCardRemoved, timeout → reader.ErrTimeout, link_lost →
-// reader.ErrReaderGone, busy → reader.ErrReaderBusy, and the sentinels of
-// this package (ErrCardMute, ErrNotInitialised, ErrJam, ...) for the rest,
+// reader.ErrReaderGone, busy → reader.ErrReaderBusy, card_mute →
+// reader.ErrCardMute (also named ErrCardMute here), and the sentinels of
+// this package (ErrNotInitialised, ErrJam, ...) for the rest,
 // all carried by a [*DeviceError] that also holds the device's own code.
+//
+// [Backend] is the reader.Backend for reader.Manager over configured
+// readers ([Config]: port, profile, baud, address): it names readers
+// stably ("serial:<profile id>@<port or /dev/serial/by-id link>"), polls
+// card presence with the profile's card_status (PSAM slots by power-on
+// probing, never touching a connected card), reports card and reader
+// events, and reopens a lost port with a bounded back-off.
 //
 // [Emulator] is the other end of the line: it runs virtual.Card instances
 // (user card, PSAMs) behind any io.ReadWriter — usually a pty from

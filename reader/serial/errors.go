@@ -12,15 +12,17 @@ import (
 // They are reached through [*DeviceError] with errors.Is.
 var (
 	ErrCardMispositioned = errors.New("card not at an operable position")
-	ErrCardMute          = errors.New("card does not answer")
-	ErrProtocolMismatch  = errors.New("card protocol mismatch")
-	ErrNotInitialised    = errors.New("reader not initialised")
-	ErrBadCommand        = errors.New("reader rejected the command")
-	ErrBadParameter      = errors.New("reader rejected a command parameter")
-	ErrBadData           = errors.New("reader rejected the command data")
-	ErrNotSupported      = errors.New("not supported by the reader or card")
-	ErrJam               = errors.New("card jam or mechanical fault")
-	ErrPowerFault        = errors.New("reader power fault")
+	// ErrCardMute is reader.ErrCardMute: the card does not answer, the
+	// same condition as on every other backend.
+	ErrCardMute         = reader.ErrCardMute
+	ErrProtocolMismatch = errors.New("card protocol mismatch")
+	ErrNotInitialised   = errors.New("reader not initialised")
+	ErrBadCommand       = errors.New("reader rejected the command")
+	ErrBadParameter     = errors.New("reader rejected a command parameter")
+	ErrBadData          = errors.New("reader rejected the command data")
+	ErrNotSupported     = errors.New("not supported by the reader or card")
+	ErrJam              = errors.New("card jam or mechanical fault")
+	ErrPowerFault       = errors.New("reader power fault")
 	// ErrChecksum: frames kept failing their checksum (or arriving cut
 	// short) after the profile's retries.
 	ErrChecksum = errors.New("frame checksum errors persist")
