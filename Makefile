@@ -6,6 +6,8 @@
 #   make lint    gofmt, go vet, staticcheck
 #   make deps    install the Debian packages the project needs (idempotent)
 #   make build   build bin/onecard
+#   make demo    hub, agent and a virtual card end to end; pages up until Ctrl-C
+#   make dll     build the national reader interface library (sscard/)
 
 GO ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
@@ -20,7 +22,7 @@ export GODEBUG := cpu.adx=off
 export FORCE_SM4BLOCK_AESNI := 1
 export CGO_ENABLED := 1
 
-.PHONY: all build test bench fuzz lint deps clean
+.PHONY: all build test bench fuzz lint deps clean dll
 
 all: build
 
@@ -29,6 +31,27 @@ deps:
 
 build: deps
 	$(GO) build -o bin/onecard ./cmd/onecard
+
+# The whole story on this machine (README "Demo"): a hub, an enrolled
+# agent and a virtual card behind pcscd; then the kiosk page and the hub's
+# admin page stay up until Ctrl-C.
+.PHONY: demo
+demo: build
+	./bin/onecard demo
+
+# The drop-in national reader interface library (sscard/; README
+# "Replacing SSCardDriver.dll"): bin/libsscard.so, and SSCardDriver.dll
+# for windows/386 (__stdcall, undecorated names through the .def file)
+# and windows/amd64, with the C header. sscard/ctest's tests build and
+# check the same way.
+dll: deps
+	CGO_ENABLED=1 $(GO) build -buildmode=c-shared -o bin/libsscard.so ./sscard
+	CGO_ENABLED=1 GOOS=windows GOARCH=386 CC=i686-w64-mingw32-gcc $(GO) build -buildmode=c-shared \
+		-ldflags "-extldflags=$(CURDIR)/sscard/sscard_386.def" -o bin/windows-386/SSCardDriver.dll ./sscard
+	CGO_ENABLED=1 GOOS=windows GOARCH=amd64 CC=x86_64-w64-mingw32-gcc $(GO) build -buildmode=c-shared \
+		-ldflags "-extldflags=$(CURDIR)/sscard/sscard_amd64.def" -o bin/windows-amd64/SSCardDriver.dll ./sscard
+	rm -f bin/libsscard.h bin/windows-386/SSCardDriver.h bin/windows-amd64/SSCardDriver.h
+	cp sscard/sscard.h bin/sscard.h
 
 test: deps lint
 	$(GO) test $(TESTFLAGS) $(PKGS)

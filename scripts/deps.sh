@@ -10,7 +10,9 @@ set -eu
 #           pcsc-tools and opensc (standard tools the virtual card must answer),
 #           socat (pty pairs), openssl (SM2/SM3/SM4 interop),
 #           postgresql (the hub's shared ledger store)
-PACKAGES="${ONECARD_DEPS:-gcc pkg-config libpcsclite-dev pcscd vsmartcard-vpcd pcsc-tools opensc socat openssl ca-certificates postgresql}"
+#   dll:    gcc-mingw-w64-i686, gcc-mingw-w64-x86-64 (cross-compile
+#           SSCardDriver.dll, `make dll`; they bring binutils-mingw-w64)
+PACKAGES="${ONECARD_DEPS:-gcc pkg-config libpcsclite-dev pcscd vsmartcard-vpcd pcsc-tools opensc socat openssl ca-certificates postgresql chromium fonts-noto-cjk gcc-mingw-w64-i686 gcc-mingw-w64-x86-64}"
 
 missing=""
 for p in $PACKAGES; do

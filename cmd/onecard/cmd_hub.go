@@ -28,6 +28,7 @@ import (
 	hubsync "github.com/onecard-hub/onecard/hub/sync"
 	"github.com/onecard-hub/onecard/sm"
 	"github.com/onecard-hub/onecard/terminal/record"
+	webadmin "github.com/onecard-hub/onecard/web/admin"
 )
 
 // hubStoreEnv gives --store its default.
@@ -157,6 +158,7 @@ func runHubServe(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	configFile := fs.String("config", "", `JSON file {"version":N,"values":{...}} pushed to agents`)
 	maxBatch := fs.Int("max-batch", hubsync.DefaultMaxBatch, "records per batch")
 	rate := fs.Float64("rate", server.DefaultRate, "records or requests per second per terminal")
+	adminTokenFile := fs.String("admin-token-file", "", "file holding the operator token of the admin page (default: the page answers loopback clients only)")
 	verbose := fs.Bool("v", false, "log connections to stderr")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -236,6 +238,21 @@ func runHubServe(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	mux := http.NewServeMux()
 	mux.Handle(hubsync.Path, srv)
+	adminToken := ""
+	if *adminTokenFile != "" {
+		b, err := os.ReadFile(*adminTokenFile)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("admin token: %w", err)
+		}
+		adminToken = strings.TrimSpace(string(b))
+	}
+	page, err := server.AdminPage(server.AdminPageOptions{Store: hs.st, Ledger: l, Server: srv, Token: adminToken})
+	if err != nil {
+		ln.Close()
+		return usagef("%v", err)
+	}
+	mux.Handle(webadmin.Prefix, page)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		st := srv.Stats()
 		fmt.Fprintf(w, "ok sessions=%d accepted=%d rejected=%d\n", st.Sessions, st.Accepted, st.Rejected)
@@ -253,6 +270,12 @@ func runHubServe(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		go admin.Serve(aln)
 	}
 	fmt.Fprintf(stdout, "onecard hub %s listening on %s://%s%s\n", *hubID, scheme, ln.Addr(), hubsync.Path)
+	httpScheme := map[string]string{"ws": "http", "wss": "https"}[scheme]
+	if adminToken != "" {
+		fmt.Fprintf(stdout, "admin page: %s://%s%s#token=<the operator token>\n", httpScheme, ln.Addr(), webadmin.Prefix)
+	} else {
+		fmt.Fprintf(stdout, "admin page (loopback clients only): %s://%s%s\n", httpScheme, ln.Addr(), webadmin.Prefix)
+	}
 	if pin != "" {
 		fmt.Fprintf(stdout, "certificate pin (agents' --pin): %s\n", pin)
 	}

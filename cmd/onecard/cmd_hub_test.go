@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -131,9 +133,12 @@ func TestHubEnrollSyncReport(t *testing.T) {
 		pw.Close()
 	}()
 	lines := bufio.NewScanner(pr)
-	var url, pin string
+	var url, pin, adminURL string
 	for (url == "" || pin == "") && lines.Scan() {
 		l := lines.Text()
+		if i := strings.Index(l, "https://"); i >= 0 && strings.HasPrefix(l, "admin page") {
+			adminURL = l[i:]
+		}
 		if i := strings.Index(l, "wss://"); i >= 0 {
 			url = l[i:]
 		}
@@ -141,8 +146,8 @@ func TestHubEnrollSyncReport(t *testing.T) {
 			pin = l[i:]
 		}
 	}
-	if url == "" || pin == "" {
-		t.Fatalf("hub did not start: %s", hubErr.String())
+	if url == "" || pin == "" || !strings.HasSuffix(adminURL, "/admin/") {
+		t.Fatalf("hub did not start (admin page %q): %s", adminURL, hubErr.String())
 	}
 	go io.Copy(io.Discard, pr)
 
@@ -197,6 +202,18 @@ func TestHubEnrollSyncReport(t *testing.T) {
 	code, stdout, _ = onecard(t, "hub", "report", "--day", "20260314", "--csv")
 	if code != 0 || !strings.HasPrefix(stdout, "section,day,terminal") || !strings.Contains(stdout, "3000") {
 		t.Fatalf("csv report: %d %q", code, stdout)
+	}
+	{ // The admin page's API (loopback, no token) shows the terminal and the day's totals.
+		hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+		resp, err := hc.Get(adminURL + "api/overview?day=20260314")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"no":"`+term+`"`) || !strings.Contains(string(body), `"Amount":3000`) {
+			t.Fatalf("admin overview: %d %s", resp.StatusCode, body)
+		}
 	}
 	if code, stdout, _ = onecard(t, "hub", "lost", "add", servertest.Card(2).String()); code != 0 || !strings.Contains(stdout, "version 1") {
 		t.Fatalf("lost add: %d %q", code, stdout)

@@ -3,9 +3,11 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -383,11 +385,20 @@ func TestSyncAttacks(t *testing.T) {
 					t.Fatalf("hello answered %#v", m)
 				}
 			}
-			if err := tc.send(r); err != nil {
+			err = tc.send(r)
+			switch {
+			case err != nil && tc.want == "close:1009" && (errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)):
+				// The hub closed the connection as soon as the frame
+				// header announced too many bytes, while the rest was
+				// still being written: the reset can discard its close
+				// frame before we read it. The connection is gone either
+				// way, which is what the checks below hold.
+			case err != nil:
 				t.Fatal(err)
-			}
-			if code := r.ReadError(); code != tc.want {
-				t.Fatalf("error code %q, want %q", code, tc.want)
+			default:
+				if code := r.ReadError(); code != tc.want {
+					t.Fatalf("error code %q, want %q", code, tc.want)
+				}
 			}
 			if _, _, err := r.Read(); err == nil {
 				t.Fatal("connection still open after a fatal error")

@@ -27,7 +27,7 @@
       unavailableText: '本机的读卡服务（onecard agent）没有响应。请联系工作人员。',
       unavailableRetry: '正在自动重试…',
       badAgent: '页面参数 agent 必须是本机地址（127.0.0.1:端口）。',
-      retry: '重试', back: '返回', next: '下一步', confirm: '确认', done: '完成', print: '打印凭条',
+      retry: '重试', readAgain: '重新读卡', back: '返回', next: '下一步', confirm: '确认', done: '完成', print: '打印凭条',
       finish: '结束并退卡',
       pairTitle: '此页面尚未获准使用读卡器',
       pairText: '请工作人员在本机运行 “onecard agent pair”，然后输入显示的 6 位配对码。',
@@ -42,7 +42,7 @@
       pinPadEnter: '请在密码键盘上输入密码，按“确认”键结束',
       dontRemove: '处理过程中请不要拔卡',
       holder: '持卡人', personId: '社会保障号码', cardNumber: '卡号', cardKind: '卡片',
-      genN: '第{n}代', genuine: '✓ 已验证真卡', publicOnly: '仅公开信息', nameUnavailable: '（姓名未读取）',
+      genKind: '第{n}代 · {suite}', genuine: '✓ 已验证真卡', publicOnly: '仅公开信息', nameUnavailable: '（姓名未读取）',
       chooseService: '请选择服务',
       svcPay: '缴费', svcPayText: '药店、医院费用从卡内扣款',
       svcLoad: '领取补贴', svcLoadText: '把已发放的补贴圈存到卡内',
@@ -126,7 +126,7 @@
       unavailableText: 'The card service on this machine (onecard agent) does not answer. Please ask a member of staff.',
       unavailableRetry: 'Retrying automatically…',
       badAgent: 'The page parameter agent must be a loopback address (127.0.0.1:PORT).',
-      retry: 'Try again', back: 'Back', next: 'Next', confirm: 'OK', done: 'Done', print: 'Print receipt',
+      retry: 'Try again', readAgain: 'Read the card', back: 'Back', next: 'Next', confirm: 'OK', done: 'Done', print: 'Print receipt',
       finish: 'Finish',
       pairTitle: 'This page may not use the card reader yet',
       pairText: 'Ask staff to run “onecard agent pair” on this machine, then enter the 6-digit pairing code it shows.',
@@ -141,7 +141,7 @@
       pinPadEnter: 'Enter your PIN on the PIN pad and press OK',
       dontRemove: 'Please do not remove the card while it is being processed',
       holder: 'Holder', personId: 'Social security no.', cardNumber: 'Card no.', cardKind: 'Card',
-      genN: 'Generation {n}', genuine: '✓ Genuine card', publicOnly: 'Public data only', nameUnavailable: '(name not read)',
+      genKind: 'Generation {n} · {suite}', genuine: '✓ Genuine card', publicOnly: 'Public data only', nameUnavailable: '(name not read)',
       chooseService: 'Choose a service',
       svcPay: 'Pay a bill', svcPayText: 'Pharmacy or hospital bills, paid from the card',
       svcLoad: 'Load a benefit', svcLoadText: 'Load a subsidy granted to you onto the card',
@@ -642,7 +642,10 @@
     var lis = $('stages').children;
     for (var i = 0; i < lis.length; i++) {
       lis[i].className = '';
-      lis[i].hidden = lis[i].getAttribute('data-stage') === 'enter_pin' && !pinPad();
+      var stage = lis[i].getAttribute('data-stage');
+      // enter_pin only with a PIN pad, syncing only when the agent reports
+      // it (it has a hub).
+      lis[i].hidden = (stage === 'enter_pin' && !pinPad()) || stage === 'syncing';
     }
     $('pinpad-hint').hidden = true;
     show('busy');
@@ -684,7 +687,7 @@
     else setText($('id-name'), 'nameUnavailable');
     setPlain($('id-person'), id.person_id || '—');
     setPlain($('id-card'), id.card_number || '—');
-    setText($('id-kind'), 'genN', { n: id.generation || '?' });
+    setText($('id-kind'), 'genKind', { n: id.generation || '?', suite: (id.suite || '').toUpperCase() });
     var badge = $('id-genuine');
     badge.className = 'badge ' + (id.genuine ? 'ok' : 'warn');
     setText(badge, id.genuine ? 'genuine' : 'publicOnly');
@@ -834,9 +837,19 @@
     var codeEl = $('error-code');
     if (e && e.national) setText(codeEl, 'errorNational', { national: e.national });
     else setText(codeEl, 'errorCode', { code: code });
-    var canRetry = !!retry && !!(e && e.retriable) && !CARD_GONE[code];
-    S.retry = canRetry ? retry : null;
-    $('error-retry').hidden = !canRetry;
+    var retryBtn = $('error-retry');
+    if (CARD_GONE[code]) {
+      // The card comes back: the page reads it when the agent reports it,
+      // or when the holder taps "read the card".
+      S.retry = readCard;
+      setText(retryBtn, 'readAgain');
+      retryBtn.hidden = false;
+    } else {
+      var canRetry = !!retry && !!(e && e.retriable);
+      S.retry = canRetry ? retry : null;
+      setText(retryBtn, 'retry');
+      retryBtn.hidden = !canRetry;
+    }
     show('error');
   }
 
