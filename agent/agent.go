@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -172,11 +173,12 @@ func New(opts Options) (_ *Agent, err error) {
 			return nil, err
 		}
 	}
-	if err := a.buildKiosk(); err != nil {
-		return nil, err
-	}
 	if a.kioskLn, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("listen for the kiosk API: %w", err)
+	}
+	if err := a.buildKiosk(); err != nil {
+		_ = a.kioskLn.Close()
+		return nil, err
 	}
 	if cfg.Admin != AdminOff {
 		if a.adminLn, err = net.Listen("tcp", cfg.Admin); err != nil {
@@ -351,6 +353,13 @@ func (a *Agent) buildKiosk() error {
 	for _, o := range cfg.Kiosk.Origins {
 		rules = append(rules, kioskapi.OriginRule{Origin: o.Origin, FullIdentity: o.FullIdentity})
 	}
+	if cfg.Kiosk.OwnPage == nil || *cfg.Kiosk.OwnPage {
+		// The agent's own kiosk page (web/kiosk, served on this
+		// listener) comes from an origin only the agent can serve: the
+		// loopback address and port it holds. It is allowed with masked
+		// identities, like any listed origin.
+		rules = append(rules, ownOrigins(a.kioskLn.Addr())...)
+	}
 	nativeToken, err := writeNativeToken(a.NativeTokenPath()) // national.go
 	if err != nil {
 		return err
@@ -522,4 +531,19 @@ func (a *Agent) cleanup() {
 			}
 		}
 	})
+}
+
+// ownOrigins returns the origins of pages the agent itself serves on addr:
+// http://IP:PORT and, for a 127.0.0.1 listener, http://localhost:PORT.
+func ownOrigins(addr net.Addr) []kioskapi.OriginRule {
+	ta, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return nil
+	}
+	port := strconv.Itoa(ta.Port)
+	rules := []kioskapi.OriginRule{{Origin: "http://" + net.JoinHostPort(ta.IP.String(), port)}}
+	if ta.IP.Equal(net.IPv4(127, 0, 0, 1)) {
+		rules = append(rules, kioskapi.OriginRule{Origin: "http://localhost:" + port})
+	}
+	return rules
 }

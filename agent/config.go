@@ -189,6 +189,10 @@ type KioskConfig struct {
 	// PairingFile keeps paired origins. Default
 	// StateDir/paired-origins.json.
 	PairingFile string `yaml:"pairing_file"`
+	// OwnPage allows the origin of the kiosk page the agent serves
+	// itself (http://<listen address>/kiosk/), with masked identities.
+	// Default true; false requires listing or pairing it like any page.
+	OwnPage *bool `yaml:"own_page"`
 	// AllowNoOrigin admits native clients that send no Origin header.
 	// Default false.
 	AllowNoOrigin bool `yaml:"allow_no_origin"`
