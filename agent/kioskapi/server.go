@@ -128,6 +128,12 @@ type Server struct {
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
 	unpaired int
+	// pending counts admitted requests between the limit check and the
+	// end of their WebSocket handshake: their slots (and, when not
+	// authorised, their unpaired slots) are reserved, so a client that
+	// starts its next handshake before the server registered the last
+	// connection cannot exceed the limits.
+	pending int
 
 	draining atomic.Bool
 	inflight sync.WaitGroup
@@ -249,10 +255,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if status == 0 {
 		s.mu.Lock()
 		switch {
-		case len(s.conns) >= s.opts.MaxConns:
+		case len(s.conns)+s.pending >= s.opts.MaxConns:
 			status, reason = http.StatusServiceUnavailable, "connections"
 		case !adm.authorised && s.unpaired >= s.opts.MaxUnpaired:
 			status, reason = http.StatusServiceUnavailable, "unpaired_connections"
+		default:
+			s.pending++
+			if !adm.authorised {
+				s.unpaired++
+			}
 		}
 		s.mu.Unlock()
 	}
@@ -264,6 +275,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		s.mu.Lock()
+		s.pending--
+		if !adm.authorised {
+			s.unpaired--
+		}
+		s.mu.Unlock()
 		s.refused("upgrade")
 		return // the upgrader wrote the HTTP error
 	}
@@ -303,10 +320,10 @@ func (s *Server) newConn(ws *websocket.Conn, adm admission) *conn {
 		bucket:   newTokenBucket(s.opts.Rate, s.opts.Burst),
 	}
 	s.mu.Lock()
+	s.pending-- // the slot reserved in ServeHTTP is now this connection
 	s.conns[c] = struct{}{}
 	if !c.authorised {
-		c.counted = true
-		s.unpaired++
+		c.counted = true // s.unpaired was incremented in ServeHTTP
 	}
 	n := len(s.conns)
 	s.mu.Unlock()
