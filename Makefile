@@ -1,7 +1,8 @@
 # onecard — build, test and benchmark.
 #
 #   make test    unit, integration and end-to-end tests (installs deps first)
-#   make bench   benchmarks
+#   make bench   benchmarks -> docs/benchmarks.md, docs/scaling.svg
+#   make soak    soak and fault campaign (DURATION=10m)
 #   make fuzz    a short pass over every fuzz target
 #   make lint    gofmt, go vet, staticcheck
 #   make deps    install the Debian packages the project needs (idempotent)
@@ -56,8 +57,21 @@ dll: deps
 test: deps lint
 	$(GO) test $(TESTFLAGS) $(PKGS)
 
+# Every benchmark, then docs/benchmarks.md and docs/scaling.svg from the
+# output (internal/benchreport; the run is echoed as it goes).
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(PKGS)
+	@mkdir -p bin
+	( $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -timeout 60m $(PKGS); echo $$? > bin/bench.rc ) 2>&1 | tee bin/bench.txt
+	$(GO) run ./internal/benchreport/cmd -echo=false -md docs/benchmarks.md -svg docs/scaling.svg < bin/bench.txt
+	@exit $$(cat bin/bench.rc)
+
+# The soak and fault campaign (soak/): agents as processes, hub kills,
+# connection cuts, torn and pulled cards, then the three-way reconciliation.
+# The short variant runs inside make test.
+DURATION ?= 10m
+.PHONY: soak
+soak: deps
+	ONECARD_SOAK_DURATION=$(DURATION) $(GO) test -count=1 -run '^TestSoak$$' -v -timeout 0 ./soak/
 
 # Every fuzz target, each for FUZZTIME (go test -fuzz takes one target per run).
 fuzz:

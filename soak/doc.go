@@ -1,0 +1,38 @@
+// Package soak is the system soak and fault campaign of onecard: many
+// terminals as separate processes, one or more hub processes, a seeded mix
+// of card operations and a seeded schedule of faults, then a reconciliation
+// of three independent views of every money movement.
+//
+// # Processes
+//
+// The hub is the built "onecard hub" binary (bbolt store, or PostgreSQL
+// with two hubs). Each agent is a separate process ([AgentMain], normally
+// the soak test binary re-executed in a child mode): its own journal, its
+// own virtual cards and PSAM (simcard card files whose state lives beside
+// them, so the card survives the process), an in-process reader, the hub
+// client and a terminal session. The campaign sends the agent one command
+// per line on stdin ([Command]) and reads one [Reply] per line; between
+// commands the agent's hub client drains its journal. Agents reach the hubs
+// through a loopback TCP [Proxy] the campaign controls.
+//
+// # Faults
+//
+// On a seeded schedule: SIGKILL of an agent in the middle of an operation
+// and of a hub; connection cuts at the proxy; a card pulled during the
+// n-th APDU of an operation (reader/virtual Slot.PullDuring); a torn
+// transaction (the card applies DEBIT or CREDIT, then leaves); wrong PINs;
+// a card reported lost on the hub; a journal that is full (the journal's
+// MaxRecords bound stands in for a full disk: Prepare fails with
+// journal.ErrFull before any APDU moves money); a PostgreSQL restart in
+// the PostgreSQL variant.
+//
+// # Reconciliation
+//
+// [Reconcile] compares, card by card, the card's own purse balances and
+// counters (its state file), the agents' journals (opened read-only) and
+// the hub's ledger (its postings and card accounts). Every money movement
+// must appear exactly once in all three, or be uncertain or dead-lettered
+// with a reason; the ledger's card accounts must equal the purses to the
+// fen. [Result.Summary] is the one-line verdict:
+// "operations N, faults F, lost 0, duplicated 0".
+package soak

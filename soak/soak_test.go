@@ -1,0 +1,721 @@
+package soak_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/onecard-hub/onecard/hub/client"
+	"github.com/onecard-hub/onecard/hub/ledger"
+	"github.com/onecard-hub/onecard/hub/server"
+	"github.com/onecard-hub/onecard/hub/store"
+	"github.com/onecard-hub/onecard/hub/store/boltstore"
+	"github.com/onecard-hub/onecard/internal/simcard"
+	"github.com/onecard-hub/onecard/sm"
+	"github.com/onecard-hub/onecard/soak"
+	"github.com/onecard-hub/onecard/terminal/journal"
+	"github.com/onecard-hub/onecard/terminal/record"
+)
+
+const (
+	agentEnv  = "ONECARD_SOAK_AGENT"
+	keyLabel  = "demo"
+	hubID     = "soak-hub"
+	programme = "SUBSIDY-2026"
+	fund      = "310"
+	pin       = "123456"
+)
+
+func TestMain(m *testing.M) {
+	if cfg := os.Getenv(agentEnv); cfg != "" {
+		var c soak.AgentConfig
+		if err := json.Unmarshal([]byte(cfg), &c); err != nil {
+			fmt.Fprintln(os.Stderr, "agent config:", err)
+			os.Exit(2)
+		}
+		if err := soak.AgentMain(context.Background(), c, os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// settings of one campaign: the short variant in make test, a long one
+// with ONECARD_SOAK_DURATION (make soak DURATION=10m).
+type settings struct {
+	seed     uint64
+	agents   int
+	cards    int
+	opsEach  int           // short variant: operations per agent
+	duration time.Duration // long variant: run until
+}
+
+func campaignSettings(t *testing.T) settings {
+	s := settings{seed: 20261130, agents: 4, cards: 2, opsEach: 40}
+	if v := os.Getenv("ONECARD_SOAK_SEED"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("ONECARD_SOAK_SEED: %v", err)
+		}
+		s.seed = n
+	}
+	if v := os.Getenv("ONECARD_SOAK_DURATION"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("ONECARD_SOAK_DURATION: %v", err)
+		}
+		s.duration, s.agents, s.cards = d, 8, 3
+	}
+	return s
+}
+
+// syncBuffer is a goroutine-safe log of a process's output.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// hubProc is one "onecard hub" process.
+type hubProc struct {
+	bin, addr string
+	args      []string
+	cmd       *exec.Cmd
+	out       syncBuffer
+}
+
+func (h *hubProc) start() error {
+	cmd := exec.Command(h.bin, h.args...)
+	cmd.Env = append(os.Environ(), "GODEBUG=cpu.adx=off", "FORCE_SM4BLOCK_AESNI=1")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	cmd.Stderr = &h.out
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	h.cmd = cmd
+	ready := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		ok := false
+		for sc.Scan() {
+			fmt.Fprintln(&h.out, sc.Text())
+			if !ok && strings.Contains(sc.Text(), "listening on ws://") {
+				ok = true
+				ready <- true
+			}
+		}
+		if !ok {
+			ready <- false
+		}
+	}()
+	select {
+	case ok := <-ready:
+		if !ok {
+			return fmt.Errorf("hub did not start:\n%s", h.out.String())
+		}
+	case <-time.After(30 * time.Second):
+		return fmt.Errorf("hub did not start in 30 s:\n%s", h.out.String())
+	}
+	return nil
+}
+
+func (h *hubProc) kill9() {
+	_ = h.cmd.Process.Signal(syscall.SIGKILL)
+	_ = h.cmd.Wait()
+}
+
+func (h *hubProc) stop() {
+	if h.cmd == nil || h.cmd.ProcessState != nil {
+		return
+	}
+	_ = h.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = h.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		h.kill9()
+	}
+}
+
+// agentProc is one agent process (this test binary in agent mode).
+type agentProc struct {
+	cfg    soak.AgentConfig
+	cmd    *exec.Cmd
+	in     io.WriteCloser
+	lines  chan string
+	stderr syncBuffer
+	kills  int
+}
+
+func (a *agentProc) start() error {
+	cfg, err := json.Marshal(a.cfg)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), agentEnv+"="+string(cfg), "GODEBUG=cpu.adx=off", "FORCE_SM4BLOCK_AESNI=1")
+	cmd.Stderr = &a.stderr
+	if a.in, err = cmd.StdinPipe(); err != nil {
+		return err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	a.cmd = cmd
+	lines := make(chan string, 4)
+	a.lines = lines
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	r, err := a.read(60 * time.Second)
+	if err != nil {
+		return err
+	}
+	if r.Class != "ready" {
+		return fmt.Errorf("agent %s: %+v", a.cfg.TerminalID, r)
+	}
+	return nil
+}
+
+func (a *agentProc) read(timeout time.Duration) (soak.Reply, error) {
+	select {
+	case l, ok := <-a.lines:
+		if !ok {
+			_ = a.cmd.Wait()
+			return soak.Reply{}, fmt.Errorf("agent %s exited: %s", a.cfg.TerminalID, a.stderr.String())
+		}
+		var r soak.Reply
+		err := json.Unmarshal([]byte(l), &r)
+		return r, err
+	case <-time.After(timeout):
+		return soak.Reply{}, fmt.Errorf("agent %s: no reply in %v", a.cfg.TerminalID, timeout)
+	}
+}
+
+func (a *agentProc) send(c soak.Command) error {
+	b, _ := json.Marshal(c)
+	_, err := a.in.Write(append(b, '\n'))
+	return err
+}
+
+func (a *agentProc) do(c soak.Command) (soak.Reply, error) {
+	if err := a.send(c); err != nil {
+		return soak.Reply{}, err
+	}
+	return a.read(90 * time.Second)
+}
+
+// killDuring sends c and kills the process with SIGKILL after d, then
+// starts it again (it recovers its journal).
+func (a *agentProc) killDuring(c soak.Command, d time.Duration) error {
+	if err := a.send(c); err != nil {
+		return err
+	}
+	time.Sleep(d)
+	_ = a.cmd.Process.Signal(syscall.SIGKILL)
+	_ = a.cmd.Wait()
+	for range a.lines {
+	}
+	a.kills++
+	return a.start()
+}
+
+func (a *agentProc) quit() {
+	if a.cmd == nil || a.cmd.ProcessState != nil {
+		return
+	}
+	_ = a.send(soak.Command{Op: soak.OpQuit})
+	done := make(chan struct{})
+	go func() { _ = a.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		_ = a.cmd.Process.Signal(syscall.SIGKILL)
+		<-done
+	}
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func buildOnecard(t *testing.T, dir string) string {
+	t.Helper()
+	if bin := os.Getenv("ONECARD_BIN"); bin != "" {
+		return bin
+	}
+	bin := filepath.Join(dir, "onecard")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/onecard").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// counters tallies operations and faults across goroutines.
+type counters struct {
+	mu      sync.Mutex
+	ops     int
+	faults  map[string]int
+	classes map[string]int
+}
+
+func (c *counters) op(class string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ops++
+	c.classes[class]++
+}
+
+func (c *counters) fault(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.faults[name]++
+}
+
+func (c *counters) totalFaults() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, v := range c.faults {
+		n += v
+	}
+	return n
+}
+
+// TestSoak is the soak and fault campaign (see the package doc): agents
+// as processes against a bbolt hub process behind a cutting proxy, a
+// seeded mix of operations and faults, then the three-way reconciliation.
+func TestSoak(t *testing.T) {
+	if testing.Short() {
+		t.Skip("soak campaign: not in -short")
+	}
+	set := campaignSettings(t)
+	dir := t.TempDir()
+	bin := buildOnecard(t, dir)
+	ctx := context.Background()
+
+	keys, err := sm.TestKeySet(keyLabel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keysFile := filepath.Join(dir, "issuer-keys.json")
+	if err := keys.Save(keysFile); err != nil {
+		t.Fatal(err)
+	}
+	cardYAML, err := os.ReadFile(filepath.Join("..", "testdata", "cards", "ssc-gen3.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	psamYAML, err := os.ReadFile(filepath.Join("..", "testdata", "cards", "psam.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The books, written before the hub process takes the store.
+	storeFile := filepath.Join(dir, "hub.db")
+	st, err := boltstore.Open(boltstore.Options{Path: storeFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	led, err := ledger.New(ledger.Options{Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := led.CreateProgramme(ctx, store.Programme{ID: programme, Name: "soak subsidy", Fund: fund}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := led.Fund(ctx, ledger.Request{Ref: "fund-1", Programme: programme, Amount: 1 << 40}); err != nil {
+		t.Fatal(err)
+	}
+	agents := make([]*agentProc, set.agents)
+	var views []soak.CardView
+	for i := range agents {
+		adir := filepath.Join(dir, fmt.Sprintf("agent%02d", i))
+		if err := os.MkdirAll(adir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		term := fmt.Sprintf("3301000002%02d", i+1)
+		cfg := soak.AgentConfig{Dir: adir, TerminalID: term, HubID: hubID, KeyLabel: keyLabel, PIN: pin,
+			KeyFile: filepath.Join(adir, "terminal.pem"), PSAM: filepath.Join(adir, "psam.yaml")}
+		if i == 2 {
+			cfg.MaxRecords = 10 // the full disk of this kiosk: Prepare fails with ErrFull
+		}
+		ps := strings.Replace(string(psamYAML), `terminal: "330100000001"`, `terminal: "`+term+`"`, 1)
+		if err := os.WriteFile(cfg.PSAM, []byte(ps), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for k := 0; k < set.cards; k++ {
+			id := fmt.Sprintf("330100D15600000593E4B702%04X%04X", 0x6000+i, k)
+			f := filepath.Join(adir, fmt.Sprintf("card%d.yaml", k))
+			body := strings.Replace(string(cardYAML), "330100D15600000593E4B7026C1AF5D8", id, 1)
+			if err := os.WriteFile(f, []byte(body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			c, err := simcard.LoadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ssc := c.(*simcard.SSC)
+			cid, err := record.ParseCardID(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			open := int64(ssc.EP().Balance) + int64(ssc.ED().Balance)
+			views = append(views, soak.CardView{ID: cid, Opening: open,
+				OfflineStart: ssc.EP().OfflineSeq + ssc.ED().OfflineSeq, OnlineStart: ssc.EP().OnlineSeq + ssc.ED().OnlineSeq})
+			if _, err := led.OpeningBalance(ctx, ledger.Request{Ref: "open/" + id, Card: cid, Fund: fund, Amount: open}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := led.Grant(ctx, ledger.Request{Ref: "grant/" + id, Programme: programme, Card: cid, Amount: 1 << 30}); err != nil {
+				t.Fatal(err)
+			}
+			cfg.Cards = append(cfg.Cards, f)
+		}
+		agents[i] = &agentProc{cfg: cfg}
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The hub process, behind the proxy the campaign cuts.
+	addr := freePort(t)
+	hub := &hubProc{bin: bin, addr: addr, args: []string{"hub", "--store", "bbolt:" + storeFile, "--keys", keysFile, "--listen", addr, "--hub-id", hubID}}
+	if err := hub.start(); err != nil {
+		t.Fatal(err)
+	}
+	defer hub.stop()
+	defer func() {
+		if t.Failed() {
+			t.Logf("hub output:\n%s", hub.out.String())
+			for _, a := range agents {
+				t.Logf("agent %s stderr:\n%s", a.cfg.TerminalID, a.stderr.String())
+			}
+		}
+	}()
+	proxy, err := soak.NewProxy(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+
+	// Enrolment: the operator's token and approval through the running
+	// hub's admin socket, the terminal's own key.
+	admin, err := server.DialAdmin(server.AdminSocket(storeFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range agents {
+		key, err := sm.GenerateKey(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sm.SavePrivateKeyPEM(a.cfg.KeyFile, key); err != nil {
+			t.Fatal(err)
+		}
+		token, err := admin.Invite(ctx, a.cfg.TerminalID, "soak kiosk", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := client.Enroll(ctx, client.EnrollOptions{URL: "ws://" + addr + "/sync", HubID: hubID, TerminalID: a.cfg.TerminalID, Token: token, Key: key}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := admin.Approve(ctx, a.cfg.TerminalID); err != nil {
+			t.Fatal(err)
+		}
+		a.cfg.HubURL = "ws://" + proxy.Addr() + "/sync"
+		if err := a.start(); err != nil {
+			t.Fatal(err)
+		}
+		defer a.quit()
+	}
+
+	cnt := &counters{faults: map[string]int{}, classes: map[string]int{}}
+	deadline := time.Now().Add(set.duration)
+	more := func(n int) bool {
+		if set.duration > 0 {
+			return time.Now().Before(deadline)
+		}
+		return n < set.opsEach
+	}
+
+	// The hub-side faults, on their own seeded schedule of operation
+	// counts (so the short variant injects them whatever the machine's
+	// speed): connection cuts, a SIGKILL of the hub, a card reported lost.
+	var hubMu sync.Mutex // held while the hub is down or being restarted
+	stopFaults := make(chan struct{})
+	faultsDone := make(chan struct{})
+	hubErr := make(chan error, 1)
+	go func() {
+		defer close(faultsDone)
+		rng := mrand.New(mrand.NewPCG(set.seed, 1<<32))
+		next := 5
+		for n := 0; ; n++ {
+			for {
+				cnt.mu.Lock()
+				ops := cnt.ops
+				cnt.mu.Unlock()
+				if ops >= next {
+					break
+				}
+				select {
+				case <-stopFaults:
+					return
+				case <-time.After(10 * time.Millisecond):
+				}
+			}
+			next += 4 + rng.IntN(12)
+			x := rng.IntN(10)
+			switch {
+			case n == 2: // the lost card, once
+				a, err := server.DialAdmin(server.AdminSocket(storeFile))
+				if err == nil {
+					_, err = a.SetLost(ctx, views[1].ID, true)
+				}
+				if err != nil {
+					hubErr <- fmt.Errorf("report card lost: %w", err)
+					return
+				}
+				cnt.fault("card reported lost")
+			case n == 1 || x < 3:
+				hubMu.Lock()
+				hub.kill9()
+				cnt.fault("hub SIGKILL")
+				time.Sleep(time.Duration(100+rng.IntN(400)) * time.Millisecond)
+				err := hub.start()
+				hubMu.Unlock()
+				if err != nil {
+					hubErr <- err
+					return
+				}
+			default:
+				proxy.CutAll()
+				cnt.fault("connection cut")
+			}
+		}
+	}()
+
+	// The agents: each its own seeded mix of operations and agent-side faults.
+	var wg sync.WaitGroup
+	errs := make(chan error, len(agents))
+	for i, a := range agents {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := mrand.New(mrand.NewPCG(set.seed, uint64(i)))
+			for n := 0; more(n); n++ {
+				c := soak.Command{Card: rng.IntN(set.cards), Fund: fund}
+				switch x := rng.IntN(100); {
+				case x < 15:
+					c.Op = soak.OpIdentity
+				case x < 55:
+					c.Op, c.Amount, c.Merchant = soak.OpPay, uint32(1+rng.IntN(2000)), fmt.Sprintf("pharmacy-%02d", rng.IntN(3))
+				case x < 70:
+					c.Op, c.Amount, c.Programme = soak.OpLoad, uint32(100+rng.IntN(3000)), programme
+				default:
+					c.Op, c.Programme = soak.OpCertify, programme
+				}
+				if c.Op == soak.OpPay || c.Op == soak.OpLoad {
+					switch x := rng.IntN(100); {
+					case x < 8:
+						c.Fault = soak.FaultTorn
+					case x < 16:
+						c.Fault, c.PullAt = soak.FaultPull, 1+rng.IntN(12)
+					case x < 22 && c.Op == soak.OpPay:
+						c.Fault = soak.FaultWrongPIN
+					case x < 27:
+						// SIGKILL of the agent in the middle of the operation.
+						d := time.Duration(rng.IntN(60)) * time.Millisecond
+						if err := a.killDuring(c, d); err != nil {
+							errs <- err
+							return
+						}
+						cnt.op("killed")
+						cnt.fault("agent SIGKILL")
+						continue
+					}
+				}
+				r, err := a.do(c)
+				if err != nil {
+					errs <- err
+					return
+				}
+				cnt.op(r.Class)
+				switch {
+				case c.Fault != "":
+					cnt.fault(c.Fault)
+				case r.Class == soak.ClassFull:
+					cnt.fault("journal full")
+				}
+				if r.Class == soak.ClassError {
+					t.Logf("agent %s %s: %s", a.cfg.TerminalID, c.Op, r.Err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(stopFaults)
+	<-faultsDone
+	close(hubErr)
+	for err := range hubErr {
+		t.Fatal(err)
+	}
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+
+	// Closing: the hub up, every card settled on its agent, every journal
+	// drained, the agents stopped.
+	hubMu.Lock()
+	if hub.cmd.ProcessState != nil {
+		if err := hub.start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hubMu.Unlock()
+	for _, a := range agents {
+		for k := 0; k < set.cards; k++ {
+			if r, err := a.do(soak.Command{Op: soak.OpSettle, Card: k}); err != nil || r.Class == soak.ClassError {
+				t.Logf("settle %s card %d: %+v %v", a.cfg.TerminalID, k, r, err)
+			}
+		}
+		r, err := a.do(soak.Command{Op: soak.OpDrain, TimeoutMS: 60_000})
+		if err != nil || r.Class != soak.ClassOK {
+			t.Errorf("drain %s: %+v %v", a.cfg.TerminalID, r, err)
+		}
+		a.quit()
+	}
+	hub.stop()
+
+	// The three views.
+	in := soak.Input{Ledger: map[record.CardID]int64{}}
+	for _, a := range agents {
+		j, err := journal.Open(a.cfg.JournalPath(), &journal.Options{ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		es, err := j.List(0, 1<<20)
+		j.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range es {
+			in.Journals = append(in.Journals, soak.JournalRecord{Terminal: a.cfg.TerminalID, Entry: e})
+		}
+		for k, f := range a.cfg.Cards {
+			c, err := simcard.LoadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ssc := c.(*simcard.SSC)
+			v := &views[agentIndex(agents, a)*set.cards+k]
+			v.Final = int64(ssc.EP().Balance) + int64(ssc.ED().Balance)
+			v.OfflineEnd = ssc.EP().OfflineSeq + ssc.ED().OfflineSeq
+			v.OnlineEnd = ssc.EP().OnlineSeq + ssc.ED().OnlineSeq
+		}
+	}
+	in.Cards = views
+	if st, err = boltstore.Open(boltstore.Options{Path: storeFile}); err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if led, err = ledger.New(ledger.Options{Store: st}); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range agents {
+		ps, err := st.Postings(ctx, store.Query{TerminalNo: a.cfg.TerminalID, Limit: 1 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		in.Postings = append(in.Postings, ps...)
+	}
+	for _, v := range views {
+		if in.Ledger[v.ID], err = led.Balance(ctx, v.ID, fund); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if in.Dead, err = st.DeadLetters(ctx, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Check(ctx); err != nil {
+		t.Errorf("ledger invariants: %v", err)
+	}
+	cnt.mu.Lock()
+	in.Operations = cnt.ops
+	t.Logf("faults: %v; outcomes: %v", cnt.faults, cnt.classes)
+	cnt.mu.Unlock()
+	in.Faults = cnt.totalFaults()
+	res := soak.Reconcile(in)
+	var b strings.Builder
+	res.Print(&b)
+	t.Logf("three views (card | journals | ledger):\n%s", b.String())
+	t.Log(res.Summary())
+	fmt.Println(res.Summary())
+	for _, p := range res.Problems {
+		t.Error(p)
+	}
+	if !res.OK() {
+		t.Fatalf("soak failed: %s", res.Summary())
+	}
+	if in.Faults == 0 || res.Lost != 0 || res.Duplicated != 0 {
+		t.Fatalf("soak: %s", res.Summary())
+	}
+	if errors.Is(ctx.Err(), context.Canceled) {
+		t.Fatal(ctx.Err())
+	}
+}
+
+func agentIndex(as []*agentProc, a *agentProc) int {
+	for i, x := range as {
+		if x == a {
+			return i
+		}
+	}
+	return -1
+}
