@@ -14,13 +14,18 @@ import (
 	"testing"
 	"time"
 
+	firmwareprofiles "github.com/onecard-hub/onecard/firmware-profiles"
 	"github.com/onecard-hub/onecard/hub/client"
 	"github.com/onecard-hub/onecard/hub/ledger"
 	"github.com/onecard-hub/onecard/hub/proof"
 	"github.com/onecard-hub/onecard/hub/store"
 	"github.com/onecard-hub/onecard/hub/store/pgstore"
+	"github.com/onecard-hub/onecard/internal/pcsctest"
 	"github.com/onecard-hub/onecard/internal/pgtest"
 	"github.com/onecard-hub/onecard/internal/simcard"
+	"github.com/onecard-hub/onecard/reader"
+	"github.com/onecard-hub/onecard/reader/pcsc"
+	"github.com/onecard-hub/onecard/reader/serial"
 	"github.com/onecard-hub/onecard/reader/virtual"
 	"github.com/onecard-hub/onecard/sm"
 	"github.com/onecard-hub/onecard/terminal"
@@ -30,6 +35,13 @@ import (
 
 // The books of the multi-hub test: one programme whose loads credit the
 // same fund the payments draw on, so a card has one account.
+// The reader paths of the terminals.
+const (
+	viaInProcess = "in-process"
+	viaPCSC      = "pcscd/vpcd"
+	viaSerial    = "serial crt591"
+)
+
 const (
 	pgProgramme = "SUBSIDY-2026"
 	pgFund      = "310"
@@ -145,24 +157,157 @@ func oc(t *testing.T, bin string, args ...string) string {
 	return string(out)
 }
 
-// pgTerminal is one kiosk: its PSAM, journal, enrolled key, hub client and
-// session, and the cards presented at it.
+// pgTerminal is one kiosk: its readers, PSAM, journal, enrolled key, hub
+// client and session, and the cards presented at it.
 type pgTerminal struct {
 	no      string
 	hub     int
+	via     string // the reader path: in-process, pcscd/vpcd, serial crt591
 	j       *journal.Journal
 	c       *client.Client
 	sess    *terminal.Session
-	slot    *virtual.Slot
+	rd      pgReaders
 	cards   []*simcard.SSC
 	opening []int64 // each card's purse balances (EP+ED) at the start
 	ops     int     // records made
 }
 
+// pgReaders are a terminal's user-card and PSAM slots, how a card is
+// presented in the user slot, and how many commands reached the reader
+// (through its real path: pcscd and vpcd, or the serial line).
+type pgReaders struct {
+	user, psam reader.Slot
+	present    func(*simcard.SSC) error
+	commands   func() uint64
+}
+
+// inProcessReaders: the simulated cards behind in-process slots.
+func inProcessReaders(no string, psam virtual.Card) pgReaders {
+	user := virtual.NewSlot("user-"+no, nil)
+	return pgReaders{
+		user: user, psam: virtual.NewSlot("psam-"+no, psam),
+		present:  func(c *simcard.SSC) error { user.Insert(c); return nil },
+		commands: func() uint64 { return 0 },
+	}
+}
+
+// pcscReaders: a private pcscd with two vpcd slots, the user card and the
+// PSAM behind virtual.VPCD bridges, reached through reader/pcsc slots.
+// Presenting another card removes the current one and waits until pcscd
+// has seen it go and the new one arrive.
+func pcscReaders(t *testing.T, ctx context.Context, psam virtual.Card) pgReaders {
+	t.Helper()
+	env := pcsctest.Start(t, pcsctest.Options{})
+	user := virtual.NewVPCD(virtual.VPCDOptions{Addr: env.Slots[0].Addr})
+	pb := virtual.NewVPCD(virtual.VPCDOptions{Addr: env.Slots[1].Addr, Card: psam})
+	for _, b := range []*virtual.VPCD{user, pb} {
+		bctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- b.Run(bctx) }()
+		t.Cleanup(func() {
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Error("vpcd bridge did not stop")
+			}
+		})
+	}
+	wait := func(name string, present bool) error {
+		wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		_, err := pcsctest.WaitCard(wctx, name, present)
+		return err
+	}
+	if err := wait(env.Slots[1].Name, true); err != nil {
+		t.Fatalf("PSAM behind vpcd: %v", err)
+	}
+	us := pcsc.NewSlot(env.Slots[0].Name, pcsc.Options{})
+	ps := pcsc.NewSlot(env.Slots[1].Name, pcsc.Options{})
+	t.Cleanup(func() { _ = us.Disconnect(); _ = ps.Disconnect() })
+	var current *simcard.SSC
+	return pgReaders{
+		user: us, psam: ps,
+		present: func(c *simcard.SSC) error {
+			if c == current {
+				return nil
+			}
+			user.Remove()
+			if err := wait(env.Slots[0].Name, false); err != nil {
+				return fmt.Errorf("card removal: %w", err)
+			}
+			user.Insert(c)
+			if err := wait(env.Slots[0].Name, true); err != nil {
+				return fmt.Errorf("card insertion: %w", err)
+			}
+			current = c
+			return nil
+		},
+		commands: func() uint64 { return user.Status().APDUs + pb.Status().APDUs },
+	}
+}
+
+// serialReaders: the CRT-591 firmware-profile emulator on a pty holding
+// the user card and PSAM 1, and reader/serial's Reader opened on the pty
+// with the shipped crt591 profile.
+func serialReaders(t *testing.T, ctx context.Context, psam virtual.Card) pgReaders {
+	t.Helper()
+	p, err := firmwareprofiles.Load("crt591.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	emu, err := serial.NewEmulator(p, serial.EmulatorOptions{Cards: map[string]virtual.Card{"psam1": psam}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt, err := emu.ServePTY(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pt.Close() })
+	rd, err := serial.Open(ctx, serial.Options{Port: pt.Path, Profile: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rd.Close() })
+	us, err := rd.Slot("user")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := rd.Slot("psam1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var current *simcard.SSC
+	return pgReaders{
+		user: us, psam: ps,
+		// A swap as at a dispenser: the card is taken out, the host
+		// powers the slot down (the card is gone), the next goes in.
+		present: func(c *simcard.SSC) error {
+			if c == current {
+				return nil
+			}
+			if err := emu.Remove("user"); err != nil {
+				return err
+			}
+			if err := us.Disconnect(); err != nil {
+				return fmt.Errorf("power down the user slot: %w", err)
+			}
+			current = c
+			return emu.Insert("user", c)
+		},
+		commands: func() uint64 { return uint64(emu.Stats().Commands) },
+	}
+}
+
 // TestHubPGMultiHub: two "onecard hub" processes on one PostgreSQL
 // database; four terminals (enrolled with the real commands, two per hub)
-// pay, load and certify against virtual cards (internal/simcard behind
-// in-process readers) and sync through hub/client. During the payments
+// pay, load and certify against virtual cards (internal/simcard) and sync
+// through hub/client. The cards sit behind every reader path: terminal 1
+// (hub 0) has a CRT-591 serial reader (the firmware-profile emulator on a
+// pty, reader/serial with the shipped profile), terminal 2 (hub 1) reads
+// through pcscd (vpcd bridges, reader/pcsc), terminals 3 and 4 use
+// in-process readers. During the payments
 // one hub is killed with SIGKILL and restarted, and PostgreSQL is
 // restarted (immediate stop). Afterwards every record is posted exactly
 // once and each card's ledger account equals its purse balances exactly;
@@ -207,7 +352,7 @@ func TestHubPGMultiHub(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { st.Close() }()
+	defer st.Close()
 	led, err := ledger.New(ledger.Options{Store: st})
 	if err != nil {
 		t.Fatal(err)
@@ -220,7 +365,7 @@ func TestHubPGMultiHub(t *testing.T) {
 	}
 	terms := make([]*pgTerminal, nTerm)
 	for i := range terms {
-		tm := &pgTerminal{no: fmt.Sprintf("3301000001%02d", i+1), hub: i % 2}
+		tm := &pgTerminal{no: fmt.Sprintf("3301000001%02d", i+1), hub: i % 2, via: []string{viaSerial, viaPCSC, viaInProcess, viaInProcess}[i]}
 		for k := 0; k < cardsPer; k++ {
 			spec := *cardSpec.SSC
 			spec.CardID = spec.CardID[:28] + fmt.Sprintf("%04X", 0x1000+i*16+k)
@@ -293,9 +438,16 @@ func TestHubPGMultiHub(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tm.slot = virtual.NewSlot("user-"+tm.no, nil)
+		switch tm.via {
+		case viaSerial:
+			tm.rd = serialReaders(t, ctx, psam)
+		case viaPCSC:
+			tm.rd = pcscReaders(t, ctx, psam)
+		default:
+			tm.rd = inProcessReaders(tm.no, psam)
+		}
 		tm.sess, err = terminal.New(terminal.Options{
-			Card: tm.slot, PSAM: virtual.NewSlot("psam-"+tm.no, psam), Journal: tm.j, TerminalKey: key, TerminalID: tm.no,
+			Card: tm.rd.user, PSAM: tm.rd.psam, Journal: tm.j, TerminalKey: key, TerminalID: tm.no,
 			PINPad: pinAlways{}, Authoriser: tm.c, LostCards: tm.c.LostCards(), CardVerifier: proof.Verifier{Keys: keys, Suite: sm.SuiteSM4},
 		})
 		if err != nil {
@@ -312,9 +464,6 @@ func TestHubPGMultiHub(t *testing.T) {
 
 	// Phase 1, every hub up: each card is loaded (online authorisation by
 	// its terminal's hub) and certified.
-	present := func(tm *pgTerminal, k int) {
-		tm.slot.Insert(tm.cards[k])
-	}
 	var wg sync.WaitGroup
 	errs := make(chan error, 256)
 	for _, tm := range terms {
@@ -322,7 +471,10 @@ func TestHubPGMultiHub(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for k := range tm.cards {
-				present(tm, k)
+				if err := tm.rd.present(tm.cards[k]); err != nil {
+					errs <- fmt.Errorf("terminal %s (%s): %w", tm.no, tm.via, err)
+					return
+				}
 				if _, err := tm.sess.Load(ctx, terminal.LoadRequest{Amount: loadAmt, Programme: pgProgramme, Fund: pgFund}); err != nil {
 					errs <- fmt.Errorf("terminal %s load: %w", tm.no, err)
 					return
@@ -346,37 +498,52 @@ func TestHubPGMultiHub(t *testing.T) {
 	const pays = 12
 	var payWG sync.WaitGroup
 	payErrs := make(chan error, 64)
-	progress := make(chan struct{}, nTerm*pays)
-	for _, tm := range terms {
+	progress := make(chan int, nTerm*pays) // the terminal's index, per payment
+	for i, tm := range terms {
 		payWG.Add(1)
 		go func() {
 			defer payWG.Done()
 			for n := 0; n < pays; n++ {
 				k := n % len(tm.cards)
-				present(tm, k)
+				if err := tm.rd.present(tm.cards[k]); err != nil {
+					payErrs <- fmt.Errorf("terminal %s (%s): %w", tm.no, tm.via, err)
+					return
+				}
 				merchant := fmt.Sprintf("pharmacy-%02d", n%3)
 				if _, err := tm.sess.Pay(ctx, terminal.PayRequest{Amount: uint32(101 + 37*n), Merchant: merchant, Fund: pgFund}); err != nil {
 					payErrs <- fmt.Errorf("terminal %s pay %d: %w", tm.no, n, err)
 					return
 				}
 				tm.ops++
-				progress <- struct{}{}
+				progress <- i
 				time.Sleep(40 * time.Millisecond)
 			}
 		}()
 	}
-	waitProgress := func(n int) {
-		for i := 0; i < n; i++ {
+	// waitProgress waits for n payments, and for at least one by each
+	// terminal of hub (-1: any hub).
+	waitProgress := func(n, hub int) {
+		by := map[int]int{}
+		need := func() bool {
+			for i, tm := range terms {
+				if tm.hub == hub && by[i] == 0 {
+					return true
+				}
+			}
+			return false
+		}
+		for got := 0; got < n || need(); got++ {
 			select {
-			case <-progress:
+			case i := <-progress:
+				by[i]++
 			case <-ctx.Done():
 				t.Fatal("payments stalled")
 			}
 		}
 	}
-	waitProgress(nTerm * 3)
+	waitProgress(nTerm*3, -1)
 	hubs[0].kill9()
-	waitProgress(nTerm * 2)
+	waitProgress(nTerm*2, 0)
 	// Hub 0's terminals have records it could not acknowledge.
 	for _, tm := range terms {
 		if js, err := tm.j.Stats(); err != nil || (tm.hub == 0 && js.Counts[journal.Cleared] == js.Records) {
@@ -384,7 +551,7 @@ func TestHubPGMultiHub(t *testing.T) {
 		}
 	}
 	hubs[0].start()
-	waitProgress(nTerm * 2)
+	waitProgress(nTerm*2, -1)
 	pg.Restart(t)
 	payWG.Wait()
 	close(payErrs)
@@ -413,16 +580,15 @@ func TestHubPGMultiHub(t *testing.T) {
 	stopRun()
 	runWG.Wait()
 
-	// A fresh connection pool: the setup pool's connections died with the
-	// PostgreSQL restart.
-	st.Close()
-	if st, err = pgstore.Open(ctx, pgstore.Options{DSN: dsn}); err != nil {
-		t.Fatal(err)
-	}
-	if led, err = ledger.New(ledger.Options{Store: st}); err != nil {
-		t.Fatal(err)
-	}
+	// The setup store's pooled connections died with the PostgreSQL
+	// restart: the store reconnects by itself (no fresh pool here).
 
+	// The real reader paths carried the commands.
+	for _, tm := range terms {
+		if tm.via != viaInProcess && tm.rd.commands() == 0 {
+			t.Errorf("terminal %s (%s): no command reached the reader", tm.no, tm.via)
+		}
+	}
 	// Exactly once: each journal record has exactly one posting, no more
 	// postings than records.
 	postings := 0
@@ -518,6 +684,9 @@ func TestHubPGMultiHub(t *testing.T) {
 	}
 	if err := st.Check(ctx); err != nil {
 		t.Errorf("ledger invariants: %v", err)
+	}
+	for _, tm := range terms {
+		t.Logf("terminal %s (hub %d, %s): %d records, %d reader commands", tm.no, tm.hub, tm.via, tm.ops, tm.rd.commands())
 	}
 	t.Logf("%d records from %d terminals on 2 hubs, %d fen paid, %d fen loaded", total, nTerm, payTotal, loaded)
 }

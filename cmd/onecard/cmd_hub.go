@@ -49,7 +49,7 @@ var hubSubcommands = map[string]struct {
 func init() {
 	register(command{
 		name:    "hub",
-		summary: "run the clearing hub, or administer it (terminals, token, lost, report)",
+		summary: "run the clearing hub, or administer it (terminals, token, lost, report, migrate)",
 		run:     runHub,
 	})
 }

@@ -34,7 +34,8 @@ var invariantQueries = []struct{ name, sql string }{
 // REPEATABLE READ, read-only transaction.
 func (s *Store) Check(ctx context.Context) error {
 	var probs store.Problems
-	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, true, func(tx pgx.Tx) error {
+		probs = store.Problems{}
 		for _, q := range invariantQueries {
 			rows, err := tx.Query(ctx, q.sql+" LIMIT "+fmt.Sprint(store.MaxProblems))
 			if err != nil {

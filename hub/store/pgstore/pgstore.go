@@ -31,8 +31,13 @@
 // INSERTs (unnest of column arrays) under IDs drawn from the sequence
 // beforehand: a batch costs five round trips whatever its size.
 //
-// Connection failures are returned to the caller: the batch either
-// committed or not, and posting it again is always safe (Duplicate).
+// A broken connection (PostgreSQL restarted, the network dropped) is
+// retried once on a fresh connection, by every method: reads always;
+// Post always, since it is idempotent by key (a batch whose first commit
+// went through reports Duplicate); PutTotals and SetLost likewise;
+// other writes only when the failure came before the commit was sent.
+// A second failure is returned to the caller: the batch either committed
+// or not, and posting it again is always safe (Duplicate).
 package pgstore
 
 import (
@@ -58,6 +63,8 @@ type Options struct {
 	// DSN is a pgx connection string (used when Pool is nil).
 	DSN string
 	// Pool is an existing pool to use instead of DSN; Close leaves it open.
+	// After a broken connection the store drops the pool's idle
+	// connections (Pool.Reset) before its one retry.
 	Pool *pgxpool.Pool
 	// Now is the clock (default time.Now).
 	Now func() time.Time
@@ -216,6 +223,7 @@ func (s *Store) Post(ctx context.Context, ps []*store.Posting) ([]store.Result, 
 	if len(todo) == 0 {
 		return res, nil
 	}
+	reconnected := false
 	for attempt := 0; ; attempt++ {
 		got, err := s.postOnce(ctx, ps, todo)
 		if err == nil {
@@ -223,6 +231,14 @@ func (s *Store) Post(ctx context.Context, ps []*store.Posting) ([]store.Result, 
 				res[i] = got[i]
 			}
 			return res, nil
+		}
+		if brokenConn(err) && !reconnected && ctx.Err() == nil {
+			// Post is idempotent by key: even when the commit's outcome
+			// is unknown, the retry is safe (and reports Duplicate for
+			// what the first attempt committed).
+			reconnected = true
+			s.pool.Reset()
+			continue
 		}
 		if !retryable(err) || attempt >= s.retries || ctx.Err() != nil {
 			return nil, fmt.Errorf("post: %w", err)

@@ -355,3 +355,76 @@ func TestExistingPool(t *testing.T) {
 		t.Fatalf("open without DSN: %v", err)
 	}
 }
+
+// TestRestartSameStore: after PostgreSQL restarts, the same store (its
+// pool full of dead connections) reads and posts without an error: each
+// operation that hits a broken connection is retried once on a fresh one.
+// A post whose retry follows a lost commit reports Duplicate, never a
+// second posting.
+func TestRestartSameStore(t *testing.T) {
+	c := storetest.Card(1)
+	cases := []struct {
+		name  string
+		never bool // the pool never pings before use (as with connections used within a second)
+	}{
+		{"pool pings idle connections", false},
+		{"pool never pings", true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := pgtest.New(t)
+			dsn := srv.CreateDB(t)
+			ctx := storetest.Ctx(t)
+			cfg, err := pgxpool.ParseConfig(dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.never {
+				cfg.ShouldPing = func(context.Context, pgxpool.ShouldPingParams) bool { return false }
+			}
+			pool, err := pgxpool.NewWithConfig(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pool.Close()
+			s, err := pgstore.Open(ctx, pgstore.Options{Pool: pool})
+			if err != nil {
+				t.Fatal(err)
+			}
+			storetest.MustPost(t, s, storetest.Opening("o", c, 1000))
+			// Several pooled connections, all idle when the server goes.
+			conns := make([]*pgxpool.Conn, 4)
+			for i := range conns {
+				if conns[i], err = pool.Acquire(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, cn := range conns {
+				cn.Release()
+			}
+			srv.Restart(t)
+
+			if bal, err := s.Balance(ctx, storetest.CardAccount(c)); err != nil || bal != 1000 {
+				t.Fatalf("read after restart: balance %d, %v", bal, err)
+			}
+			ps, err := s.Postings(ctx, store.Query{})
+			if err != nil || len(ps) != 1 {
+				t.Fatalf("postings after restart: %d, %v", len(ps), err)
+			}
+			pay := storetest.Pay(storetest.TermA, 1, c, 1, 40, "H1")
+			res, err := s.Post(ctx, []*store.Posting{pay})
+			if err != nil || res[0].Outcome != store.Posted {
+				t.Fatalf("post after restart: %+v, %v", res, err)
+			}
+			srv.Restart(t)
+			res, err = s.Post(ctx, []*store.Posting{pay})
+			if err != nil || res[0].Outcome != store.Duplicate {
+				t.Fatalf("post again after a second restart: %+v, %v", res, err)
+			}
+			if _, err := s.Terminals(ctx); err != nil {
+				t.Fatalf("list terminals: %v", err)
+			}
+			storetest.MustCheck(t, s)
+		})
+	}
+}

@@ -58,12 +58,16 @@ func scanPosting(row pgx.Row) (*store.Posting, error) {
 func (s *Store) Posting(ctx context.Context, k store.Key) (*store.Posting, error) {
 	tn, seq, ref := keyCols(k)
 	var row pgx.Row
-	if ref != nil {
-		row = s.pool.QueryRow(ctx, "SELECT "+postingCols+" FROM postings p WHERE p.ref = $1", *ref)
-	} else {
-		row = s.pool.QueryRow(ctx, "SELECT "+postingCols+" FROM postings p WHERE p.terminal_no = $1 AND p.terminal_seq = $2", *tn, *seq)
-	}
-	p, err := scanPosting(row)
+	var p *store.Posting
+	err := s.read(ctx, func() (err error) {
+		if ref != nil {
+			row = s.pool.QueryRow(ctx, "SELECT "+postingCols+" FROM postings p WHERE p.ref = $1", *ref)
+		} else {
+			row = s.pool.QueryRow(ctx, "SELECT "+postingCols+" FROM postings p WHERE p.terminal_no = $1 AND p.terminal_seq = $2", *tn, *seq)
+		}
+		p, err = scanPosting(row)
+		return err
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("get posting %s: %w", k, store.ErrNotFound)
 	}
@@ -98,21 +102,20 @@ func (s *Store) Postings(ctx context.Context, q store.Query) ([]*store.Posting, 
 	}
 	args = append(args, limit)
 	sql := fmt.Sprintf("SELECT %s FROM postings p WHERE %s ORDER BY p.id LIMIT $%d", postingCols, strings.Join(where, " AND "), len(args))
-	rows, err := s.pool.Query(ctx, sql, args...)
+	var out []*store.Posting
+	err := s.read(ctx, func() error {
+		rows, err := s.pool.Query(ctx, sql, args...)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (*store.Posting, error) { return scanPosting(r) })
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("list postings: %w", err)
 	}
-	defer rows.Close()
-	var out []*store.Posting
-	for rows.Next() {
-		p, err := scanPosting(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list postings: %w", err)
-		}
-		out = append(out, p)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list postings: %w", err)
+	if len(out) == 0 {
+		out = nil
 	}
 	return out, nil
 }
@@ -122,19 +125,23 @@ func (s *Store) Summary(ctx context.Context, day string) ([]store.SummaryLine, e
 	if !store.ValidDay(day) {
 		return nil, fmt.Errorf("summarise day: %w: day", store.ErrInvalid)
 	}
-	rows, err := s.pool.Query(ctx, `SELECT kind, COALESCE(terminal_no, ''), party, fund, count(*), COALESCE(sum(amount), 0)::bigint
+	var out []store.SummaryLine
+	err := s.read(ctx, func() error {
+		rows, err := s.pool.Query(ctx, `SELECT kind, COALESCE(terminal_no, ''), party, fund, count(*), COALESCE(sum(amount), 0)::bigint
 		FROM postings WHERE day = to_date($1, 'YYYYMMDD')
 		GROUP BY 1, 2, 3, 4
 		ORDER BY kind, COALESCE(terminal_no, '') COLLATE "C", party COLLATE "C", fund COLLATE "C"`, day)
-	if err != nil {
-		return nil, fmt.Errorf("summarise day: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.SummaryLine, error) {
-		var l store.SummaryLine
-		var kind int16
-		err := r.Scan(&kind, &l.TerminalNo, &l.Party, &l.Fund, &l.Count, &l.Amount)
-		l.Kind = store.Kind(kind)
-		return l, err
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.SummaryLine, error) {
+			var l store.SummaryLine
+			var kind int16
+			err := r.Scan(&kind, &l.TerminalNo, &l.Party, &l.Fund, &l.Count, &l.Amount)
+			l.Kind = store.Kind(kind)
+			return l, err
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("summarise day: %w", err)
@@ -145,7 +152,9 @@ func (s *Store) Summary(ctx context.Context, day string) ([]store.SummaryLine, e
 // Balance implements store.Store.
 func (s *Store) Balance(ctx context.Context, account string) (int64, error) {
 	var b int64
-	err := s.pool.QueryRow(ctx, "SELECT balance FROM accounts WHERE id = $1", account).Scan(&b)
+	err := s.read(ctx, func() error {
+		return s.pool.QueryRow(ctx, "SELECT balance FROM accounts WHERE id = $1", account).Scan(&b)
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, nil
 	}
@@ -160,7 +169,9 @@ func (s *Store) Gaps(ctx context.Context, day string) ([]store.Gap, error) {
 	if !store.ValidDay(day) {
 		return nil, fmt.Errorf("list counter gaps: %w: day", store.ErrInvalid)
 	}
-	rows, err := s.pool.Query(ctx, `WITH series AS (
+	var out []store.Gap
+	err := s.read(ctx, func() error {
+		rows, err := s.pool.Query(ctx, `WITH series AS (
 			SELECT DISTINCT card_id, counter_type FROM postings
 			WHERE day = to_date($1, 'YYYYMMDD') AND counter_type IS NOT NULL),
 		c AS (
@@ -173,28 +184,30 @@ func (s *Store) Gaps(ctx context.Context, day string) ([]store.Gap, error) {
 		FROM c JOIN postings a ON a.id = c.posting_id JOIN postings b ON b.id = c.next_posting
 		WHERE c.next_value > c.value + 1
 		ORDER BY c.card_id, c.counter_type, c.value`, day)
-	if err != nil {
-		return nil, fmt.Errorf("list counter gaps: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Gap, error) {
-		var (
-			g          store.Gap
-			card       []byte
-			ct         int16
-			val, next  int32
-			atn, aref  *string
-			btn, bref  *string
-			aseq, bseq *int64
-		)
-		if err := r.Scan(&card, &ct, &val, &next, &atn, &aseq, &aref, &btn, &bseq, &bref); err != nil {
-			return g, err
+		if err != nil {
+			return err
 		}
-		var err error
-		g.CardID, err = colCard(card)
-		g.Type = store.CounterType(ct)
-		g.From, g.To = uint16(val+1), uint16(next-1)
-		g.Before, g.After = colsKey(atn, aseq, aref), colsKey(btn, bseq, bref)
-		return g, err
+		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Gap, error) {
+			var (
+				g          store.Gap
+				card       []byte
+				ct         int16
+				val, next  int32
+				atn, aref  *string
+				btn, bref  *string
+				aseq, bseq *int64
+			)
+			if err := r.Scan(&card, &ct, &val, &next, &atn, &aseq, &aref, &btn, &bseq, &bref); err != nil {
+				return g, err
+			}
+			var err error
+			g.CardID, err = colCard(card)
+			g.Type = store.CounterType(ct)
+			g.From, g.To = uint16(val+1), uint16(next-1)
+			g.Before, g.After = colsKey(atn, aseq, aref), colsKey(btn, bseq, bref)
+			return g, err
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list counter gaps: %w", err)

@@ -26,8 +26,12 @@ func (s *Store) CreateProgramme(ctx context.Context, p store.Programme) error {
 	if err := p.Validate(); err != nil {
 		return fmt.Errorf("create programme: %w", err)
 	}
-	_, err := s.pool.Exec(ctx, "INSERT INTO programmes (id, name, fund, created_at) VALUES ($1, $2, $3, $4)",
-		p.ID, p.Name, p.Fund, s.clock())
+	now := s.clock()
+	err := s.exec(ctx, false, func() error {
+		_, err := s.pool.Exec(ctx, "INSERT INTO programmes (id, name, fund, created_at) VALUES ($1, $2, $3, $4)",
+			p.ID, p.Name, p.Fund, now)
+		return err
+	})
 	if isUniqueViolation(err) {
 		return fmt.Errorf("create programme %s: %w", p.ID, store.ErrExists)
 	}
@@ -46,7 +50,11 @@ func scanProgramme(r pgx.Row) (store.Programme, error) {
 
 // Programme implements store.Store.
 func (s *Store) Programme(ctx context.Context, id string) (store.Programme, error) {
-	p, err := scanProgramme(s.pool.QueryRow(ctx, "SELECT id, name, fund, created_at FROM programmes WHERE id = $1", id))
+	var p store.Programme
+	err := s.read(ctx, func() (err error) {
+		p, err = scanProgramme(s.pool.QueryRow(ctx, "SELECT id, name, fund, created_at FROM programmes WHERE id = $1", id))
+		return err
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return p, fmt.Errorf("get programme %s: %w", id, store.ErrNotFound)
 	}
@@ -58,11 +66,15 @@ func (s *Store) Programme(ctx context.Context, id string) (store.Programme, erro
 
 // Programmes implements store.Store.
 func (s *Store) Programmes(ctx context.Context) ([]store.Programme, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, name, fund, created_at FROM programmes ORDER BY id COLLATE "C"`)
-	if err != nil {
-		return nil, fmt.Errorf("list programmes: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Programme, error) { return scanProgramme(r) })
+	var out []store.Programme
+	err := s.read(ctx, func() error {
+		rows, err := s.pool.Query(ctx, `SELECT id, name, fund, created_at FROM programmes ORDER BY id COLLATE "C"`)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Programme, error) { return scanProgramme(r) })
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("list programmes: %w", err)
 	}
@@ -89,8 +101,11 @@ func (s *Store) CreateTerminal(ctx context.Context, t store.Terminal) error {
 		return fmt.Errorf("create terminal: %w", err)
 	}
 	now := s.clock()
-	_, err := s.pool.Exec(ctx, "INSERT INTO terminals ("+terminalCols+") VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
-		t.No, t.Name, int16(t.State), t.TokenHash, t.PublicKey, int64(t.AckedSeq), now)
+	err := s.exec(ctx, false, func() error {
+		_, err := s.pool.Exec(ctx, "INSERT INTO terminals ("+terminalCols+") VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+			t.No, t.Name, int16(t.State), t.TokenHash, t.PublicKey, int64(t.AckedSeq), now)
+		return err
+	})
 	if isUniqueViolation(err) {
 		return fmt.Errorf("create terminal %s: %w", t.No, store.ErrExists)
 	}
@@ -104,7 +119,7 @@ func (s *Store) CreateTerminal(ctx context.Context, t store.Terminal) error {
 // UPDATE, in one transaction).
 func (s *Store) UpdateTerminal(ctx context.Context, no string, fn func(*store.Terminal) error) (store.Terminal, error) {
 	var out store.Terminal
-	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, pgx.TxOptions{}, false, func(tx pgx.Tx) error {
 		t, err := scanTerminal(tx.QueryRow(ctx, "SELECT "+terminalCols+" FROM terminals WHERE terminal_no = $1 FOR UPDATE", no))
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("%s: %w", no, store.ErrNotFound)
@@ -136,7 +151,11 @@ func (s *Store) UpdateTerminal(ctx context.Context, no string, fn func(*store.Te
 
 // Terminal implements store.Store.
 func (s *Store) Terminal(ctx context.Context, no string) (store.Terminal, error) {
-	t, err := scanTerminal(s.pool.QueryRow(ctx, "SELECT "+terminalCols+" FROM terminals WHERE terminal_no = $1", no))
+	var t store.Terminal
+	err := s.read(ctx, func() (err error) {
+		t, err = scanTerminal(s.pool.QueryRow(ctx, "SELECT "+terminalCols+" FROM terminals WHERE terminal_no = $1", no))
+		return err
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return t, fmt.Errorf("get terminal %s: %w", no, store.ErrNotFound)
 	}
@@ -148,11 +167,15 @@ func (s *Store) Terminal(ctx context.Context, no string) (store.Terminal, error)
 
 // Terminals implements store.Store.
 func (s *Store) Terminals(ctx context.Context) ([]store.Terminal, error) {
-	rows, err := s.pool.Query(ctx, "SELECT "+terminalCols+` FROM terminals ORDER BY terminal_no COLLATE "C"`)
-	if err != nil {
-		return nil, fmt.Errorf("list terminals: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Terminal, error) { return scanTerminal(r) })
+	var out []store.Terminal
+	err := s.read(ctx, func() error {
+		rows, err := s.pool.Query(ctx, "SELECT "+terminalCols+` FROM terminals ORDER BY terminal_no COLLATE "C"`)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Terminal, error) { return scanTerminal(r) })
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("list terminals: %w", err)
 	}
@@ -168,7 +191,7 @@ func (s *Store) SetLost(ctx context.Context, card record.CardID, lost bool) (uin
 		return 0, fmt.Errorf("set lost card: %w: zero card ID", store.ErrInvalid)
 	}
 	var version int64
-	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, pgx.TxOptions{}, true, func(tx pgx.Tx) error {
 		if err := tx.QueryRow(ctx, "SELECT version FROM lost_list FOR UPDATE").Scan(&version); err != nil {
 			return err
 		}
@@ -201,7 +224,8 @@ func (s *Store) SetLost(ctx context.Context, card record.CardID, lost bool) (uin
 // LostCards implements store.Store (one REPEATABLE READ snapshot).
 func (s *Store) LostCards(ctx context.Context, since uint64) (store.LostList, error) {
 	var out store.LostList
-	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, true, func(tx pgx.Tx) error {
+		out = store.LostList{}
 		var v int64
 		if err := tx.QueryRow(ctx, "SELECT version FROM lost_list").Scan(&v); err != nil {
 			return err
@@ -247,12 +271,15 @@ func (s *Store) AddDeadLetter(ctx context.Context, d store.DeadLetter) (uint64, 
 		content = []byte{}
 	}
 	var id int64
-	err := s.pool.QueryRow(ctx, `INSERT INTO dead_letters (terminal_no, terminal_seq, ref, digest, content, reason, count, first_at, last_at)
+	now := s.clock()
+	err := s.exec(ctx, false, func() error {
+		return s.pool.QueryRow(ctx, `INSERT INTO dead_letters (terminal_no, terminal_seq, ref, digest, content, reason, count, first_at, last_at)
 		VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7)
 		ON CONFLICT (terminal_no, terminal_seq, ref, digest)
 		DO UPDATE SET reason = EXCLUDED.reason, last_at = EXCLUDED.last_at, count = dead_letters.count + 1
 		RETURNING id`,
-		d.Key.TerminalNo, int64(d.Key.TerminalSeq), d.Key.Ref, digest[:], content, d.Reason, s.clock()).Scan(&id)
+			d.Key.TerminalNo, int64(d.Key.TerminalSeq), d.Key.Ref, digest[:], content, d.Reason, now).Scan(&id)
+	})
 	if err != nil {
 		return 0, fmt.Errorf("add dead letter: %w", err)
 	}
@@ -264,22 +291,26 @@ func (s *Store) DeadLetters(ctx context.Context, after uint64, limit int) ([]sto
 	if limit <= 0 {
 		limit = 1000
 	}
-	rows, err := s.pool.Query(ctx, `SELECT id, terminal_no, terminal_seq, ref, content, reason, count, first_at, last_at
+	var out []store.DeadLetter
+	err := s.read(ctx, func() error {
+		rows, err := s.pool.Query(ctx, `SELECT id, terminal_no, terminal_seq, ref, content, reason, count, first_at, last_at
 		FROM dead_letters WHERE id > $1 ORDER BY id LIMIT $2`, int64(after), limit)
-	if err != nil {
-		return nil, fmt.Errorf("list dead letters: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.DeadLetter, error) {
-		var d store.DeadLetter
-		var id, seq int64
-		var count int32
-		err := r.Scan(&id, &d.Key.TerminalNo, &seq, &d.Key.Ref, &d.Content, &d.Reason, &count, &d.First, &d.Last)
-		d.ID, d.Key.TerminalSeq, d.Count = uint64(id), uint64(seq), int(count)
-		d.First, d.Last = d.First.UTC(), d.Last.UTC()
-		if len(d.Content) == 0 {
-			d.Content = nil
+		if err != nil {
+			return err
 		}
-		return d, err
+		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.DeadLetter, error) {
+			var d store.DeadLetter
+			var id, seq int64
+			var count int32
+			err := r.Scan(&id, &d.Key.TerminalNo, &seq, &d.Key.Ref, &d.Content, &d.Reason, &count, &d.First, &d.Last)
+			d.ID, d.Key.TerminalSeq, d.Count = uint64(id), uint64(seq), int(count)
+			d.First, d.Last = d.First.UTC(), d.Last.UTC()
+			if len(d.Content) == 0 {
+				d.Content = nil
+			}
+			return d, err
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list dead letters: %w", err)
@@ -289,7 +320,11 @@ func (s *Store) DeadLetters(ctx context.Context, after uint64, limit int) ([]sto
 
 // DeleteDeadLetter implements store.Store.
 func (s *Store) DeleteDeadLetter(ctx context.Context, id uint64) error {
-	tag, err := s.pool.Exec(ctx, "DELETE FROM dead_letters WHERE id = $1", int64(id))
+	var tag pgconn.CommandTag
+	err := s.exec(ctx, false, func() (err error) {
+		tag, err = s.pool.Exec(ctx, "DELETE FROM dead_letters WHERE id = $1", int64(id))
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("delete dead letter: %w", err)
 	}
@@ -306,13 +341,17 @@ func (s *Store) PutTotals(ctx context.Context, t store.Totals) error {
 	if err := t.Validate(); err != nil {
 		return fmt.Errorf("store totals: %w", err)
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO terminal_totals (day, terminal_no, pay_count, pay_amount, load_count, load_amount,
+	now := s.clock()
+	err := s.exec(ctx, true, func() error {
+		_, err := s.pool.Exec(ctx, `INSERT INTO terminal_totals (day, terminal_no, pay_count, pay_amount, load_count, load_amount,
 			certify_count, signed, signature, received_at)
 		VALUES (to_date($1, 'YYYYMMDD'), $2, $3, $4, $5, $6, $7, $8, $9, $10)
 		ON CONFLICT (day, terminal_no) DO UPDATE SET pay_count = EXCLUDED.pay_count, pay_amount = EXCLUDED.pay_amount,
 			load_count = EXCLUDED.load_count, load_amount = EXCLUDED.load_amount, certify_count = EXCLUDED.certify_count,
 			signed = EXCLUDED.signed, signature = EXCLUDED.signature, received_at = EXCLUDED.received_at`,
-		t.Day, t.TerminalNo, t.PayCount, t.PayAmount, t.LoadCount, t.LoadAmount, t.CertifyCount, t.Signed, t.Signature, s.clock())
+			t.Day, t.TerminalNo, t.PayCount, t.PayAmount, t.LoadCount, t.LoadAmount, t.CertifyCount, t.Signed, t.Signature, now)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("store totals: %w", err)
 	}
@@ -324,18 +363,22 @@ func (s *Store) Totals(ctx context.Context, day string) ([]store.Totals, error) 
 	if !store.ValidDay(day) {
 		return nil, fmt.Errorf("list totals: %w: day", store.ErrInvalid)
 	}
-	rows, err := s.pool.Query(ctx, `SELECT terminal_no, to_char(day, 'YYYYMMDD'), pay_count, pay_amount, load_count, load_amount,
+	var out []store.Totals
+	err := s.read(ctx, func() error {
+		rows, err := s.pool.Query(ctx, `SELECT terminal_no, to_char(day, 'YYYYMMDD'), pay_count, pay_amount, load_count, load_amount,
 			certify_count, signed, signature, received_at
 		FROM terminal_totals WHERE day = to_date($1, 'YYYYMMDD') ORDER BY terminal_no COLLATE "C"`, day)
-	if err != nil {
-		return nil, fmt.Errorf("list totals: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Totals, error) {
-		var t store.Totals
-		err := r.Scan(&t.TerminalNo, &t.Day, &t.PayCount, &t.PayAmount, &t.LoadCount, &t.LoadAmount, &t.CertifyCount,
-			&t.Signed, &t.Signature, &t.ReceivedAt)
-		t.ReceivedAt = t.ReceivedAt.UTC()
-		return t, err
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Totals, error) {
+			var t store.Totals
+			err := r.Scan(&t.TerminalNo, &t.Day, &t.PayCount, &t.PayAmount, &t.LoadCount, &t.LoadAmount, &t.CertifyCount,
+				&t.Signed, &t.Signature, &t.ReceivedAt)
+			t.ReceivedAt = t.ReceivedAt.UTC()
+			return t, err
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list totals: %w", err)
@@ -352,7 +395,7 @@ func (s *Store) UseNonce(ctx context.Context, nonce []byte, expires time.Time) e
 	}
 	now := s.clock()
 	var inserted bool
-	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, pgx.TxOptions{}, false, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "DELETE FROM nonces WHERE expires_at <= $1", now); err != nil {
 			return err
 		}
