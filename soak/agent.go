@@ -15,7 +15,7 @@ import (
 	"github.com/onecard-hub/onecard/hub/client"
 	"github.com/onecard-hub/onecard/hub/proof"
 	"github.com/onecard-hub/onecard/internal/simcard"
-	"github.com/onecard-hub/onecard/reader/virtual"
+	"github.com/onecard-hub/onecard/reader"
 	"github.com/onecard-hub/onecard/sm"
 	"github.com/onecard-hub/onecard/terminal"
 	"github.com/onecard-hub/onecard/terminal/journal"
@@ -34,7 +34,24 @@ type AgentConfig struct {
 	PSAM       string   // PSAM card file
 	PIN        string   // the cards' PIN
 	MaxRecords int      // journal bound (0: the journal's default)
+
+	// The reader kind. Empty: in-process slots over the card files (the
+	// agent opens them). PCSCUser and PCSCPSAM: PC/SC reader names, the
+	// cards behind pcscd (the campaign runs the vpcd bridges, owns the
+	// card files and presents, pulls and tears the cards). SerialPort: a
+	// pty where the campaign's serial reader emulator (firmware profile
+	// SerialProfile, e.g. "crt591.yaml") holds the cards, user slot
+	// "user" and PSAM slot "psam1".
+	PCSCUser      string `json:",omitempty"`
+	PCSCPSAM      string `json:",omitempty"`
+	SerialPort    string `json:",omitempty"`
+	SerialProfile string `json:",omitempty"`
 }
+
+// Remote reports whether the agent's cards sit behind a real reader path
+// (pcscd or a serial line) that the campaign drives, rather than in
+// process.
+func (c AgentConfig) Remote() bool { return c.PCSCUser != "" || c.SerialPort != "" }
 
 // JournalPath is the agent's journal file.
 func (c AgentConfig) JournalPath() string { return filepath.Join(c.Dir, "journal.db") }
@@ -69,6 +86,10 @@ type Command struct {
 	Fault     string `json:"fault,omitempty"`
 	PullAt    int    `json:"pull_at,omitempty"`
 	TimeoutMS int    `json:"timeout_ms,omitempty"` // drain
+	// Fresh: the campaign changed the card in a remote reader's user slot
+	// since the last command (as a kiosk sees a card come and go): the
+	// agent powers the slot down before the operation.
+	Fresh bool `json:"fresh,omitempty"`
 }
 
 // Outcome classes of a Reply.
@@ -81,6 +102,7 @@ const (
 	ClassUnsettled = "unsettled" // refused: the card has an unsettled record
 	ClassFull      = "full"      // refused: the journal is full
 	ClassOffline   = "offline"   // refused: the hub could not authorise
+	ClassReader    = "reader"    // refused: the reader or the card went (nothing moved)
 	ClassError     = "error"     // anything else
 )
 
@@ -120,22 +142,11 @@ func AgentMain(ctx context.Context, cfg AgentConfig, in io.Reader, out io.Writer
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
-	cards := make([]*simcard.SSC, len(cfg.Cards))
-	for i, f := range cfg.Cards {
-		c, err := simcard.LoadFile(f)
-		if err != nil {
-			return fmt.Errorf("agent: %w", err)
-		}
-		ssc, ok := c.(*simcard.SSC)
-		if !ok {
-			return fmt.Errorf("agent: card file %s is not an ssc", f)
-		}
-		cards[i] = ssc
-	}
-	psam, err := simcard.LoadFile(cfg.PSAM)
+	rd, err := openReaders(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
+	defer rd.close()
 	j, err := journal.Open(cfg.JournalPath(), &journal.Options{MaxRecords: cfg.MaxRecords, LockTimeout: 10 * time.Second})
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
@@ -150,12 +161,12 @@ func AgentMain(ctx context.Context, cfg AgentConfig, in io.Reader, out io.Writer
 	}
 	defer c.Close()
 	pad := &switchPad{pin: cfg.PIN}
-	slot := virtual.NewSlot("user-"+cfg.TerminalID, nil)
-	sess, err := terminal.New(terminal.Options{
-		Card: slot, PSAM: virtual.NewSlot("psam-"+cfg.TerminalID, psam), Journal: j, TerminalKey: key,
+	topts := terminal.Options{
+		Card: rd.user, PSAM: rd.psam, Journal: j, TerminalKey: key,
 		TerminalID: cfg.TerminalID, PINPad: pad, Authoriser: c, LostCards: c.LostCards(),
 		CardVerifier: proof.Verifier{Keys: keys, Suite: sm.SuiteSM4}, Timeout: 10 * time.Second,
-	})
+	}
+	sess, err := terminal.New(topts)
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
@@ -184,10 +195,23 @@ func AgentMain(ctx context.Context, cfg AgentConfig, in io.Reader, out io.Writer
 		var r Reply
 		if cmd.Op == OpDrain {
 			r = drain(ctx, j, c, time.Duration(cmd.TimeoutMS)*time.Millisecond)
-		} else if cmd.Card < 0 || cmd.Card >= len(cards) {
+		} else if cmd.Card < 0 || cmd.Card >= len(cfg.Cards) {
 			r = Reply{Class: ClassError, Err: "no such card"}
 		} else {
-			r = execute(ctx, sess, slot, cards[cmd.Card], pad, cmd)
+			if cmd.Fresh {
+				_ = rd.user.Disconnect()
+			}
+			var err error
+			r, err = execute(ctx, sess, rd, cmd.Card, pad, cmd)
+			if errors.Is(err, reader.ErrServiceDown) || errors.Is(err, reader.ErrReaderGone) {
+				// pcscd restarted or the line went: drop both connections
+				// and start a fresh session, which connects them again.
+				_ = rd.user.Disconnect()
+				_ = rd.psam.Disconnect()
+				if sess, err = terminal.New(topts); err != nil {
+					return fmt.Errorf("agent: %w", err)
+				}
+			}
 			c.Kick()
 		}
 		if err := enc.Encode(r); err != nil {
@@ -197,22 +221,29 @@ func AgentMain(ctx context.Context, cfg AgentConfig, in io.Reader, out io.Writer
 	return sc.Err()
 }
 
-// execute runs one card operation with its fault.
-func execute(ctx context.Context, sess *terminal.Session, slot *virtual.Slot, card *simcard.SSC, pad *switchPad, cmd Command) Reply {
-	slot.Insert(card)
-	switch cmd.Fault {
-	case FaultTorn:
+// execute runs one card operation with its fault and returns the reply
+// and the operation's error. With a remote reader the campaign presents,
+// pulls and tears the card; only the wrong PIN is the agent's.
+func execute(ctx context.Context, sess *terminal.Session, rd *agentReaders, k int, pad *switchPad, cmd Command) (Reply, error) {
+	slot, card := rd.local, (*simcard.SSC)(nil)
+	if slot != nil {
+		card = rd.cards[k]
+		slot.Insert(card)
+	}
+	switch {
+	case cmd.Fault == FaultWrongPIN:
+		pad.wrong.Store(true)
+	case slot == nil:
+	case cmd.Fault == FaultTorn:
 		if cmd.Op == OpLoad {
 			card.SetTorn(simcard.TornAfterLoad, 1)
 		} else {
 			card.SetTorn(simcard.TornAfterDebit, 1)
 		}
 		defer card.SetTorn(simcard.TornNone, 0)
-	case FaultPull:
+	case cmd.Fault == FaultPull:
 		slot.PullDuring(max(cmd.PullAt, 1))
 		defer slot.PullDuring(0)
-	case FaultWrongPIN:
-		pad.wrong.Store(true)
 	}
 	var rc *terminal.Receipt
 	var err error
@@ -234,10 +265,12 @@ func execute(ctx context.Context, sess *terminal.Session, slot *virtual.Slot, ca
 		// The holder then types the right PIN: the card's retry counter is
 		// reset, so wrong PINs never block a soak card.
 		pad.wrong.Store(false)
-		slot.Insert(card)
+		if slot != nil {
+			slot.Insert(card)
+		}
 		_ = sess.VerifyPIN(ctx)
 	}
-	if cmd.Fault == FaultPull {
+	if cmd.Fault == FaultPull && slot != nil {
 		slot.PullDuring(0)
 		slot.Insert(card)
 	}
@@ -248,7 +281,7 @@ func execute(ctx context.Context, sess *terminal.Session, slot *virtual.Slot, ca
 	if rc != nil && rc.Envelope != nil && rc.Envelope.Record != nil {
 		r.Seq = rc.Envelope.Record.TerminalSeq
 	}
-	return r
+	return r, err
 }
 
 // classify maps an operation's error to a Reply class.
@@ -267,6 +300,9 @@ func classify(err error) string {
 		return ClassFull
 	case errors.As(err, &pe):
 		return ClassWrongPIN
+	case errors.Is(err, reader.ErrServiceDown), errors.Is(err, reader.ErrReaderGone),
+		errors.Is(err, reader.ErrCardRemoved), errors.Is(err, reader.ErrNoCard), errors.Is(err, reader.ErrCardMute):
+		return ClassReader
 	case errors.Is(err, terminal.ErrNotAuthorised), errors.Is(err, client.ErrUnreachable):
 		return ClassOffline
 	}

@@ -9,8 +9,15 @@
 // with two hubs). Each agent is a separate process ([AgentMain], normally
 // the soak test binary re-executed in a child mode): its own journal, its
 // own virtual cards and PSAM (simcard card files whose state lives beside
-// them, so the card survives the process), an in-process reader, the hub
-// client and a terminal session. The campaign sends the agent one command
+// them, so the card survives the process), its readers, the hub client and
+// a terminal session. Most agents use in-process readers over the card
+// files; with [AgentConfig.PCSCUser] the cards sit behind pcscd (the
+// campaign runs pcscd and the vpcd bridges and holds the cards) and the
+// agent opens reader/pcsc slots by name; with [AgentConfig.SerialPort] the
+// campaign runs the serial reader emulator on a pty and the agent opens it
+// with reader/serial and the firmware profile. For these remote readers
+// the campaign presents, pulls and tears the cards through the bridge or
+// the emulator. The campaign sends the agent one command
 // per line on stdin ([Command]) and reads one [Reply] per line; between
 // commands the agent's hub client drains its journal. Agents reach the hubs
 // through a loopback TCP [Proxy] the campaign controls.
@@ -19,12 +26,16 @@
 //
 // On a seeded schedule: SIGKILL of an agent in the middle of an operation
 // and of a hub; connection cuts at the proxy; a card pulled during the
-// n-th APDU of an operation (reader/virtual Slot.PullDuring); a torn
+// n-th APDU of an operation (reader/virtual Slot.PullDuring, the vpcd
+// bridge's PullDuring, or a card the serial emulator loses); a torn
 // transaction (the card applies DEBIT or CREDIT, then leaves); wrong PINs;
 // a card reported lost on the hub; a journal that is full (the journal's
 // MaxRecords bound stands in for a full disk: Prepare fails with
-// journal.ErrFull before any APDU moves money); a PostgreSQL restart in
-// the PostgreSQL variant.
+// journal.ErrFull before any APDU moves money); pcscd restarts (the vpcd
+// bridges redial; an agent that sees reader.ErrServiceDown or
+// reader.ErrReaderGone drops its connections and starts a fresh session);
+// a PostgreSQL restart in the PostgreSQL variant (two hub processes on one
+// database, the agents spread over both).
 //
 // # Reconciliation
 //
