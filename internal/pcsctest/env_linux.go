@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -150,6 +151,14 @@ func (e *Env) running() bool {
 func (e *Env) start() error {
 	path, err := pcscdPath()
 	if err != nil {
+		return err
+	}
+	// vpcd listens on fixed ports inside the kernel's ephemeral range:
+	// any outgoing connection of a test running in parallel may hold one
+	// of them, and that vpcd slot then never appears. Keep the kernel
+	// from handing them out (as root), and wait for the ones in use.
+	reservePorts(e.Slots)
+	if err := waitPortsFree(e.Slots, e.opts.StartTimeout); err != nil {
 		return err
 	}
 	logf, err := os.OpenFile(e.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -399,4 +408,77 @@ func driverCopies(dir string, n int) ([]string, error) {
 		libs = append(libs, p)
 	}
 	return libs, nil
+}
+
+// reservedPortsFile lists ports the kernel never hands out as ephemeral
+// ports (ip_local_reserved_ports).
+const reservedPortsFile = "/proc/sys/net/ipv4/ip_local_reserved_ports"
+
+// reservePorts adds the vpcd ports of slots to the kernel's reserved
+// ephemeral ports when it can (root, writable /proc): a best effort that
+// changes a machine-wide setting for the test machine's benefit, and only
+// ever adds. Without it, waitPortsFree still guards the start.
+func reservePorts(slots []Slot) {
+	if len(slots) == 0 || os.Geteuid() != 0 {
+		return
+	}
+	b, err := os.ReadFile(reservedPortsFile)
+	if err != nil {
+		return
+	}
+	cur := strings.TrimSpace(string(b))
+	lo, hi := slots[0].Port, slots[len(slots)-1].Port
+	if portsReserved(cur, lo, hi) {
+		return
+	}
+	want := fmt.Sprintf("%d-%d", lo, hi)
+	if cur != "" {
+		want = cur + "," + want
+	}
+	_ = os.WriteFile(reservedPortsFile, []byte(want), 0o644)
+}
+
+// portsReserved reports whether the reserved-ports list (e.g.
+// "35963-35999,40000") covers every port from lo to hi.
+func portsReserved(list string, lo, hi int) bool {
+	for p := lo; p <= hi; p++ {
+		covered := false
+		for _, item := range strings.Split(list, ",") {
+			a, b, isRange := strings.Cut(strings.TrimSpace(item), "-")
+			from, err1 := strconv.Atoi(a)
+			to := from
+			var err2 error
+			if isRange {
+				to, err2 = strconv.Atoi(b)
+			}
+			if err1 == nil && err2 == nil && from <= p && p <= to {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			return false
+		}
+	}
+	return true
+}
+
+// waitPortsFree waits until no socket holds a vpcd port of slots, so
+// vpcd can bind them all.
+func waitPortsFree(slots []Slot, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for _, s := range slots {
+		for {
+			ln, err := net.Listen("tcp", fmt.Sprintf("0.0.0.0:%d", s.Port))
+			if err == nil {
+				_ = ln.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("vpcd port %d stays in use: %w", s.Port, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return nil
 }

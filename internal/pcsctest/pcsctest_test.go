@@ -208,3 +208,23 @@ func TestPCSCForeignAndStale(t *testing.T) {
 		})
 	}
 }
+
+func TestPCSCPortsReserved(t *testing.T) {
+	for _, tt := range []struct {
+		list   string
+		lo, hi int
+		want   bool
+	}{
+		{"", 35963, 35964, false},
+		{"35963-35999", 35963, 35966, true},
+		{"35963", 35963, 35964, false},
+		{"35963,35964", 35963, 35964, true},
+		{"1000-2000, 35960-35965", 35963, 35966, false},
+		{"1000-2000, 35960-35970", 35963, 35966, true},
+		{"junk", 35963, 35963, false},
+	} {
+		if got := portsReserved(tt.list, tt.lo, tt.hi); got != tt.want {
+			t.Errorf("portsReserved(%q, %d, %d) = %v, want %v", tt.list, tt.lo, tt.hi, got, tt.want)
+		}
+	}
+}
