@@ -40,6 +40,10 @@ type remoteReader struct {
 	swap    func(ctx context.Context, k int) error // present card k
 	arm     func(n int)                            // pull during the n-th next APDU; 0 cancels
 	stats   func() uint64                          // commands that reached the reader
+	// inserted reports whether the user slot holds a card right now (a
+	// torn card leaves it empty even while current says otherwise); nil
+	// for readers that need not know.
+	inserted func() bool
 }
 
 // prepare presents the command's card (marking c Fresh when it swapped
@@ -129,8 +133,9 @@ func startPCSC(t *testing.T, ctx context.Context, cfg *soak.AgentConfig, cards [
 			_, err := pcsctest.WaitCard(ctx, name, true)
 			return err
 		},
-		arm:   user.PullDuring,
-		stats: func() uint64 { return user.Status().APDUs + pb.Status().APDUs },
+		arm:      user.PullDuring,
+		stats:    func() uint64 { return user.Status().APDUs + pb.Status().APDUs },
+		inserted: func() bool { return user.Status().Inserted },
 	}, env
 }
 
