@@ -34,22 +34,26 @@ import (
 // hubStoreEnv gives --store its default.
 const hubStoreEnv = "ONECARD_HUB_STORE"
 
-// hubSubcommands are the operator subcommands of "onecard hub"; without
-// one, "onecard hub" runs the hub.
-var hubSubcommands = map[string]struct {
+// hubSubcommand is one operator subcommand of "onecard hub".
+type hubSubcommand struct {
 	summary string
 	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
-}{
+}
+
+// hubSubcommands are the operator subcommands of "onecard hub"; without
+// one, "onecard hub" runs the hub.
+var hubSubcommands = map[string]hubSubcommand{
 	"terminals": {"list, approve or suspend terminals (list | approve NO | suspend NO)", runHubTerminals},
 	"token":     {"mint a one-time enrolment token for a terminal (new --terminal NO)", runHubToken},
 	"lost":      {"put a card on the lost-card list or take it off (add CARD | remove CARD)", runHubLost},
 	"report":    {"print the clearing report of a day (--day YYYYMMDD [--csv])", runHubReport},
+	"holds":     {"list a card's load reservations, or release one (CARD [--release TT-COUNTER])", runHubHolds},
 }
 
 func init() {
 	register(command{
 		name:    "hub",
-		summary: "run the clearing hub, or administer it (terminals, token, lost, report, migrate)",
+		summary: "run the clearing hub, or administer it (terminals, token, lost, programme, grant, report, holds, dead, migrate)",
 		run:     runHub,
 	})
 }
@@ -429,6 +433,58 @@ func runHubLost(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	fmt.Fprintf(stdout, "lost-card list version %d\n", v)
+	return nil
+}
+
+func runHubHolds(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("hub holds", "CARD [--release TT-COUNTER [--programme P]]", stderr)
+	spec := storeFlag(fs)
+	release := fs.String("release", "", "release the hold of this transaction type and online counter (e.g. 02-17): the load never happened")
+	programme := fs.String("programme", "", "with --release: the programme, when the card has holds in several")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	card, err := oneCard(pos)
+	if err != nil {
+		return err
+	}
+	op, done, err := operator(ctx, *spec)
+	if err != nil {
+		return err
+	}
+	defer done()
+	hs, err := op.Holds(ctx, card)
+	if err != nil {
+		return err
+	}
+	if *release == "" {
+		if len(hs) == 0 {
+			fmt.Fprintln(stdout, "no load reservations hold money")
+		}
+		for _, h := range hs {
+			fmt.Fprintf(stdout, "%-20s %02X-%-6d %12d fen\n", h.Programme, uint8(h.TxType), h.Counter, h.Amount)
+		}
+		return nil
+	}
+	var match []ledger.Hold
+	for _, h := range hs {
+		if fmt.Sprintf("%02X-%d", uint8(h.TxType), h.Counter) == strings.ToUpper(*release) && (*programme == "" || h.Programme == *programme) {
+			match = append(match, h)
+		}
+	}
+	switch len(match) {
+	case 0:
+		return fmt.Errorf("release hold: no hold %s of card %s holds money", *release, card)
+	case 1:
+	default:
+		return usagef("holds %s in %d programmes: name one with --programme", *release, len(match))
+	}
+	n, err := op.ReleaseHold(ctx, match[0])
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "released %d fen to the card's grant in %s\n", n, match[0].Programme)
 	return nil
 }
 

@@ -215,6 +215,35 @@ func TestHubEnrollSyncReport(t *testing.T) {
 			t.Fatalf("admin overview: %d %s", resp.StatusCode, body)
 		}
 	}
+	// The agent submitted its signed end-of-day totals: they match.
+	if _, stdout, _ = onecard(t, "hub", "report", "--day", "20260314"); !strings.Contains(stdout, " match") || !strings.Contains(stdout, "0 discrepancies") {
+		t.Fatalf("report without matching totals: %q", stdout)
+	}
+	// The books, through the running hub's admin socket.
+	card2 := servertest.Card(2).String()
+	for _, tc := range []struct {
+		args []string
+		code int
+		out  string
+	}{
+		{[]string{"hub", "programme", "create", "WINTER", "--name", "winter heating", "--fund", "320"}, 0, "created"},
+		{[]string{"hub", "programme", "list"}, 0, "winter heating"},
+		{[]string{"hub", "programme", "fund", "WINTER", "--amount", "100000", "--ref", "f1"}, 0, "posted"},
+		{[]string{"hub", "programme", "fund", "WINTER", "--amount", "100000", "--ref", "f1"}, 0, "duplicate"},
+		{[]string{"hub", "programme", "fund", "WINTER", "--amount", "100000"}, 2, ""}, // no reference
+		{[]string{"hub", "grant", card2, "--programme", "WINTER", "--amount", "3000", "--ref", "g1"}, 0, "posted"},
+		{[]string{"hub", "grant", card2, "--programme", "WINTER", "--amount", "999999", "--ref", "g2"}, 1, ""}, // beyond the funds
+		{[]string{"hub", "opening", card2, "--fund", "320", "--amount", "150", "--ref", "o1"}, 0, "posted"},
+		{[]string{"hub", "holds", card2}, 0, "no load reservations"},
+		{[]string{"hub", "holds", card2, "--release", "02-9"}, 1, ""}, // nothing held
+		{[]string{"hub", "dead", "list"}, 0, "REASON"},
+		{[]string{"hub", "dead", "delete", "99"}, 1, ""},
+	} {
+		code, out, errOut := onecard(t, tc.args...)
+		if code != tc.code || !strings.Contains(out, tc.out) {
+			t.Fatalf("%v: exit %d %q %q; want exit %d and %q", tc.args, code, out, errOut, tc.code, tc.out)
+		}
+	}
 	if code, stdout, _ = onecard(t, "hub", "lost", "add", servertest.Card(2).String()); code != 0 || !strings.Contains(stdout, "version 1") {
 		t.Fatalf("lost add: %d %q", code, stdout)
 	}

@@ -126,3 +126,22 @@ func hasFlags(fs *flag.FlagSet) bool {
 	fs.VisitAll(func(*flag.Flag) { n++ })
 	return n > 0
 }
+
+// parseInterspersed parses args with fs allowing flags after positional
+// arguments ("grant CARD --amount 5"), and returns the positional ones.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			return append(pos, rest...), nil // after "--" everything is positional
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
+	}
+}

@@ -25,6 +25,14 @@
 // with exponential backoff and jitter (Options.MinBackoff to MaxBackoff).
 // [Client.Sync] is the one-shot form: connect, send everything, return.
 //
+// # End-of-day totals
+//
+// Whenever the upload queue is empty, the client sends the journal's
+// totals (journal.DayTotals) of each of its latest Options.TotalsDays
+// card days that changed since the hub stored them, signed with the
+// terminal key (hubsync.Totals). [Status].Totals says which days the hub
+// stored and whether its postings matched them.
+//
 // # Security
 //
 // wss:// with the hub's certificate pinned (Options.Pin, the SHA-256 of
@@ -54,6 +62,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -100,6 +110,10 @@ type Options struct {
 	PollInterval   time.Duration // how often an idle connection looks at the journal (default DefaultPollInterval)
 	DialTimeout    time.Duration // connection and hello (default DefaultDialTimeout)
 	RequestTimeout time.Duration // wait for an answer (default DefaultRequestTimeout)
+	// TotalsDays: the signed end-of-day totals of the journal's latest
+	// TotalsDays card days are submitted whenever they change and the
+	// upload queue is empty (default DefaultTotalsDays).
+	TotalsDays int
 
 	// Agent names the software in the hello (informational).
 	Agent string
@@ -133,6 +147,9 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if c.RequestTimeout <= 0 {
 		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.TotalsDays <= 0 {
+		c.TotalsDays = DefaultTotalsDays
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -182,6 +199,7 @@ type Client struct {
 	cur       *conn
 	connReady chan struct{} // closed when cur becomes non-nil
 	stats     counters
+	totals    map[string]TotalsStatus // by day: what the hub stored last
 	closed    bool
 }
 
@@ -205,7 +223,8 @@ func New(opts Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new hub client: %w", err)
 	}
-	return &Client{o: o, st: st, kick: make(chan struct{}, 1), connReady: make(chan struct{})}, nil
+	return &Client{o: o, st: st, kick: make(chan struct{}, 1), connReady: make(chan struct{}),
+		totals: map[string]TotalsStatus{}}, nil
 }
 
 // Close releases the state file. Call it after Run or Sync returned.
@@ -426,6 +445,9 @@ type Status struct {
 	NextAttempt time.Time
 	// Alarm reports a journal behind the hub (restored from a backup).
 	Alarm string
+	// Totals: the end-of-day totals the hub stored since this client
+	// started, by day.
+	Totals []TotalsStatus
 }
 
 // Status returns the current progress. Errors: the journal's.
@@ -460,5 +482,9 @@ func (c *Client) Status() (Status, error) {
 		st.LastError, st.LastErrorAt = c.stats.lastErr.Error(), c.stats.lastErrAt
 	}
 	st.NextAttempt, st.Alarm = c.stats.nextAttempt, c.stats.alarm
+	for _, t := range c.totals {
+		st.Totals = append(st.Totals, t)
+	}
+	slices.SortFunc(st.Totals, func(a, b TotalsStatus) int { return strings.Compare(a.Day, b.Day) })
 	return st, nil
 }

@@ -57,6 +57,11 @@ func (c *Client) upload(ctx context.Context, cn *conn, untilDrained bool) error 
 			queue = append(queue, inFlight{seqs: seqs, ch: ch, sent: time.Now()})
 		}
 		if len(queue) == 0 {
+			if !pause {
+				if err := c.submitTotals(ctx, cn); err != nil {
+					return err
+				}
+			}
 			if untilDrained {
 				if pause {
 					return ErrRetryLater

@@ -9,6 +9,9 @@
 //	merchant/<merchant>/<fund>   a merchant's settlement account (never negative)
 //	programme/<programme>        a programme's funding account (never negative)
 //	grant/<programme>/<card ID>  credits granted to a card, not yet loaded (never negative)
+//	hold/<programme>/<card ID>/<TT>-<counter>
+//	                             credits reserved for the load authorised at that
+//	                             online counter, until its record is posted (never negative)
 //	external/<source>            money from outside the books (may be negative)
 //
 // Text parts are path-escaped ([url.PathEscape]), so names never collide.
@@ -16,9 +19,12 @@
 // # Postings
 //
 //   - pay (record): card/<card>/<fund> → merchant/<merchant>/<fund>;
-//   - load (record): grant/<programme>/<card> → card/<card>/<programme's
-//     fund>: a load consumes the card's grant, so it needs an entitlement
+//   - load (record): hold (and, for what the hold lacks, grant) →
+//     card/<card>/<programme's fund>, any rest of the hold back to the
+//     grant: a load consumes the card's grant, so it needs an entitlement
 //     ([Ledger.Entitlement]) and consumes it exactly once;
+//   - hold (hub, at load authorisation, [Ledger.Reserve]): grant → hold of
+//     that load; release (operator, [Ledger.ReleaseHold]): hold → grant;
 //   - certify (record): no money, kept as an attestation;
 //   - fund (operator): external/<source> → programme/<programme>;
 //   - grant (operator): programme/<programme> → grant/<programme>/<card>:

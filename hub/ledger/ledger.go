@@ -153,6 +153,9 @@ func (l *Ledger) Post(ctx context.Context, records ...*record.Record) ([]store.R
 		p, err := RecordPosting(r)
 		if err == nil && p.Kind == store.KindLoad {
 			err = l.checkLoad(ctx, progs, p)
+			if err == nil {
+				err = l.useHold(ctx, p)
+			}
 		}
 		if err != nil {
 			if !store.IsRejection(err) {
@@ -329,8 +332,9 @@ func (l *Ledger) OpeningBalance(ctx context.Context, q Request) (store.Outcome, 
 }
 
 // Entitlement returns what card may still load from programme (fen): its
-// granted, not yet loaded credits. The load's posting consumes them; a
-// load beyond them is rejected. Errors: store.ErrNotFound for an unknown
+// granted credits not yet loaded nor held for an authorised load (see
+// Reserve). The load's posting consumes them; a load beyond them is
+// rejected. Errors: store.ErrNotFound for an unknown
 // programme.
 func (l *Ledger) Entitlement(ctx context.Context, card record.CardID, programme string) (int64, error) {
 	if _, err := l.st.Programme(ctx, programme); err != nil {

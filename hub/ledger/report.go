@@ -96,7 +96,6 @@ func (l *Ledger) Report(ctx context.Context, day string) (*Report, error) {
 	r := &Report{Day: day}
 	merchants := map[[2]string]*MerchantLine{}
 	progs := map[string]*ProgrammeLine{}
-	posted := map[string]*Counts{}
 	prog := func(id, fund string) *ProgrammeLine {
 		p := progs[id]
 		if p == nil {
@@ -106,23 +105,6 @@ func (l *Ledger) Report(ctx context.Context, day string) (*Report, error) {
 		return p
 	}
 	for _, ln := range lines {
-		if ln.TerminalNo != "" {
-			c := posted[ln.TerminalNo]
-			if c == nil {
-				c = &Counts{}
-				posted[ln.TerminalNo] = c
-			}
-			switch ln.Kind {
-			case store.KindPay:
-				c.PayCount += ln.Count
-				c.PayAmount += ln.Amount
-			case store.KindLoad:
-				c.LoadCount += ln.Count
-				c.LoadAmount += ln.Amount
-			case store.KindCertify:
-				c.CertifyCount += ln.Count
-			}
-		}
 		switch ln.Kind {
 		case store.KindPay:
 			k := [2]string{ln.Party, ln.Fund}
@@ -155,7 +137,7 @@ func (l *Ledger) Report(ctx context.Context, day string) (*Report, error) {
 	}
 	sort.Slice(r.Programmes, func(i, j int) bool { return r.Programmes[i].Programme < r.Programmes[j].Programme })
 
-	if err := l.reconcileTerminals(ctx, r, posted); err != nil {
+	if err := l.reconcileTerminals(ctx, r, TerminalCounts(lines)); err != nil {
 		return nil, err
 	}
 	gaps, err := l.st.Gaps(ctx, day)
@@ -175,6 +157,40 @@ func (l *Ledger) Report(ctx context.Context, day string) (*Report, error) {
 	return r, nil
 }
 
+// TerminalCounts adds up a day's summary lines (store.Summary) per
+// terminal: what the hub posted for each, to compare with the totals the
+// terminal signed. Operator postings (no terminal) are left out.
+func TerminalCounts(lines []store.SummaryLine) map[string]*Counts {
+	posted := map[string]*Counts{}
+	for _, ln := range lines {
+		if ln.TerminalNo == "" {
+			continue
+		}
+		c := posted[ln.TerminalNo]
+		if c == nil {
+			c = &Counts{}
+			posted[ln.TerminalNo] = c
+		}
+		switch ln.Kind {
+		case store.KindPay:
+			c.PayCount += ln.Count
+			c.PayAmount += ln.Amount
+		case store.KindLoad:
+			c.LoadCount += ln.Count
+			c.LoadAmount += ln.Amount
+		case store.KindCertify:
+			c.CertifyCount += ln.Count
+		}
+	}
+	return posted
+}
+
+// SubmittedCounts returns the figures of a terminal's submitted totals.
+func SubmittedCounts(t store.Totals) Counts {
+	return Counts{PayCount: t.PayCount, PayAmount: t.PayAmount, LoadCount: t.LoadCount,
+		LoadAmount: t.LoadAmount, CertifyCount: t.CertifyCount}
+}
+
 func (l *Ledger) reconcileTerminals(ctx context.Context, r *Report, posted map[string]*Counts) error {
 	submitted, err := l.st.Totals(ctx, r.Day)
 	if err != nil {
@@ -182,8 +198,8 @@ func (l *Ledger) reconcileTerminals(ctx context.Context, r *Report, posted map[s
 	}
 	byTerm := map[string]*Counts{}
 	for _, t := range submitted {
-		byTerm[t.TerminalNo] = &Counts{PayCount: t.PayCount, PayAmount: t.PayAmount, LoadCount: t.LoadCount,
-			LoadAmount: t.LoadAmount, CertifyCount: t.CertifyCount}
+		c := SubmittedCounts(t)
+		byTerm[t.TerminalNo] = &c
 	}
 	terms := map[string]bool{}
 	for t := range posted {

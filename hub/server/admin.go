@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/onecard-hub/onecard/hub/ledger"
@@ -19,7 +21,8 @@ import (
 )
 
 // Operator is what an operator does to a hub: the terminal registry,
-// enrolment tokens, the lost-card list and the clearing report. Ops does
+// enrolment tokens, the lost-card list, the clearing report, programmes
+// and their funding and grants, load reservations and dead letters. Ops does
 // it on the store directly; AdminClient through a running hub's admin
 // socket (a bbolt store is locked by the hub process).
 type Operator interface {
@@ -29,6 +32,27 @@ type Operator interface {
 	Invite(ctx context.Context, no, name string, replace bool) (string, error)
 	SetLost(ctx context.Context, card record.CardID, lost bool) (uint64, error)
 	Report(ctx context.Context, day string) (*ledger.Report, error)
+	// Holds lists a card's load reservations that still hold money.
+	Holds(ctx context.Context, card record.CardID) ([]ledger.Hold, error)
+	// ReleaseHold returns a reservation's money to the card's grant (the
+	// load never happened) and says how much that was (0: none held).
+	ReleaseHold(ctx context.Context, h ledger.Hold) (int64, error)
+	// CreateProgramme registers a benefit or subsidy programme. Errors:
+	// store.ErrExists, store.ErrInvalid.
+	CreateProgramme(ctx context.Context, p store.Programme) error
+	// Programmes lists the programmes.
+	Programmes(ctx context.Context) ([]store.Programme, error)
+	// Post makes an operator posting: kind is store.KindFund (deposit
+	// into a programme), store.KindGrant (credits for a card) or
+	// store.KindOpening (a card's opening balance). Errors: as the
+	// ledger's Fund, Grant and OpeningBalance; store.ErrInvalid for
+	// another kind.
+	Post(ctx context.Context, kind store.Kind, q ledger.Request) (store.Outcome, error)
+	// DeadLetters lists up to limit records the hub could not post, with
+	// IDs above after.
+	DeadLetters(ctx context.Context, after uint64, limit int) ([]store.DeadLetter, error)
+	// DeleteDeadLetter removes a resolved letter. Errors: store.ErrNotFound.
+	DeleteDeadLetter(ctx context.Context, id uint64) error
 }
 
 // Ops performs operator actions on a store (and, when Server is set,
@@ -86,6 +110,60 @@ func (o *Ops) Report(ctx context.Context, day string) (*ledger.Report, error) {
 	return o.Ledger.Report(ctx, day)
 }
 
+// Holds lists a card's load reservations.
+func (o *Ops) Holds(ctx context.Context, card record.CardID) ([]ledger.Hold, error) {
+	if o.Ledger == nil {
+		return nil, errors.New("holds: no ledger")
+	}
+	return o.Ledger.Holds(ctx, card)
+}
+
+// ReleaseHold releases one load reservation (a fresh operator reference
+// each time: a second release finds nothing held).
+func (o *Ops) ReleaseHold(ctx context.Context, h ledger.Hold) (int64, error) {
+	if o.Ledger == nil {
+		return 0, errors.New("release hold: no ledger")
+	}
+	ref := fmt.Sprintf("release/%s/%02X-%d/%d", h.Card, uint8(h.TxType), h.Counter, time.Now().UnixNano())
+	return o.Ledger.ReleaseHold(ctx, ref, h)
+}
+
+// CreateProgramme registers a programme.
+func (o *Ops) CreateProgramme(ctx context.Context, p store.Programme) error {
+	return o.Store.CreateProgramme(ctx, p)
+}
+
+// Programmes lists the programmes.
+func (o *Ops) Programmes(ctx context.Context) ([]store.Programme, error) {
+	return o.Store.Programmes(ctx)
+}
+
+// Post makes an operator posting (fund, grant, opening balance).
+func (o *Ops) Post(ctx context.Context, kind store.Kind, q ledger.Request) (store.Outcome, error) {
+	if o.Ledger == nil {
+		return 0, errors.New("post: no ledger")
+	}
+	switch kind {
+	case store.KindFund:
+		return o.Ledger.Fund(ctx, q)
+	case store.KindGrant:
+		return o.Ledger.Grant(ctx, q)
+	case store.KindOpening:
+		return o.Ledger.OpeningBalance(ctx, q)
+	}
+	return 0, fmt.Errorf("post: %w: operators post fund, grant or opening, not %s", store.ErrInvalid, kind)
+}
+
+// DeadLetters lists dead letters.
+func (o *Ops) DeadLetters(ctx context.Context, after uint64, limit int) ([]store.DeadLetter, error) {
+	return o.Store.DeadLetters(ctx, after, limit)
+}
+
+// DeleteDeadLetter removes a dead letter.
+func (o *Ops) DeleteDeadLetter(ctx context.Context, id uint64) error {
+	return o.Store.DeleteDeadLetter(ctx, id)
+}
+
 // AdminHandler serves o over HTTP, for the admin socket:
 //
 //	GET  /terminals                    → [Terminal]
@@ -94,6 +172,13 @@ func (o *Ops) Report(ctx context.Context, day string) (*ledger.Report, error) {
 //	POST /tokens?no=N&name=S&replace=1 → {"token": "..."}
 //	POST /lost?card=HEX&lost=1|0       → {"version": V}
 //	GET  /report?day=YYYYMMDD          → ledger.Report
+//	GET  /holds?card=HEX               → [ledger.Hold]
+//	POST /holds/release (body: ledger.Hold) → {"released": fen}
+//	GET  /programmes                   → [store.Programme]
+//	POST /programmes (body: store.Programme) → {}
+//	POST /postings?kind=fund|grant|opening (body: ledger.Request) → {"outcome": "posted"|"duplicate"}
+//	GET  /dead?after=ID&limit=N        → [store.DeadLetter]
+//	POST /dead/delete?id=ID            → {}
 //
 // Errors are {"error": "..."} with status 400 (bad request), 404 (not
 // found), 409 (exists or state) or 500.
@@ -148,6 +233,61 @@ func AdminHandler(o Operator) http.Handler {
 		rep, err := o.Report(r.Context(), r.URL.Query().Get("day"))
 		reply(w, rep, err)
 	})
+	mux.HandleFunc("GET /holds", func(w http.ResponseWriter, r *http.Request) {
+		card, err := record.ParseCardID(r.URL.Query().Get("card"))
+		if err != nil {
+			reply(w, nil, fmt.Errorf("%w: %w", store.ErrInvalid, err))
+			return
+		}
+		hs, err := o.Holds(r.Context(), card)
+		reply(w, hs, err)
+	})
+	mux.HandleFunc("POST /holds/release", func(w http.ResponseWriter, r *http.Request) {
+		var h ledger.Hold
+		if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&h); err != nil {
+			reply(w, nil, fmt.Errorf("%w: hold: %w", store.ErrInvalid, err))
+			return
+		}
+		n, err := o.ReleaseHold(r.Context(), h)
+		reply(w, map[string]int64{"released": n}, err)
+	})
+	mux.HandleFunc("GET /programmes", func(w http.ResponseWriter, r *http.Request) {
+		ps, err := o.Programmes(r.Context())
+		reply(w, ps, err)
+	})
+	mux.HandleFunc("POST /programmes", func(w http.ResponseWriter, r *http.Request) {
+		var p store.Programme
+		if err := json.NewDecoder(io.LimitReader(r.Body, 16<<10)).Decode(&p); err != nil {
+			reply(w, nil, fmt.Errorf("%w: programme: %w", store.ErrInvalid, err))
+			return
+		}
+		reply(w, struct{}{}, o.CreateProgramme(r.Context(), p))
+	})
+	mux.HandleFunc("POST /postings", func(w http.ResponseWriter, r *http.Request) {
+		kind, ok := map[string]store.Kind{"fund": store.KindFund, "grant": store.KindGrant, "opening": store.KindOpening}[r.URL.Query().Get("kind")]
+		var q ledger.Request
+		if err := json.NewDecoder(io.LimitReader(r.Body, 16<<10)).Decode(&q); err != nil || !ok {
+			reply(w, nil, fmt.Errorf("%w: want kind fund, grant or opening and a request", store.ErrInvalid))
+			return
+		}
+		out, err := o.Post(r.Context(), kind, q)
+		reply(w, map[string]string{"outcome": out.String()}, err)
+	})
+	mux.HandleFunc("GET /dead", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		after, _ := strconv.ParseUint(q.Get("after"), 10, 64)
+		limit, _ := strconv.Atoi(q.Get("limit"))
+		ds, err := o.DeadLetters(r.Context(), after, limit)
+		reply(w, ds, err)
+	})
+	mux.HandleFunc("POST /dead/delete", func(w http.ResponseWriter, r *http.Request) {
+		id, err := strconv.ParseUint(r.URL.Query().Get("id"), 10, 64)
+		if err != nil {
+			reply(w, nil, fmt.Errorf("%w: dead letter ID", store.ErrInvalid))
+			return
+		}
+		reply(w, struct{}{}, o.DeleteDeadLetter(r.Context(), id))
+	})
 	return mux
 }
 
@@ -198,7 +338,19 @@ func DialAdmin(path string) (*AdminClient, error) {
 }
 
 func (a *AdminClient) do(ctx context.Context, method, path string, q url.Values, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, "http://hub"+path+"?"+q.Encode(), nil)
+	return a.doBody(ctx, method, path, q, nil, out)
+}
+
+func (a *AdminClient) doBody(ctx context.Context, method, path string, q url.Values, in, out any) error {
+	var payload io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("admin socket: %w", err)
+		}
+		payload = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://hub"+path+"?"+q.Encode(), payload)
 	if err != nil {
 		return err
 	}
@@ -269,4 +421,54 @@ func (a *AdminClient) Report(ctx context.Context, day string) (*ledger.Report, e
 		return nil, err
 	}
 	return &r, nil
+}
+
+// Holds implements Operator.
+func (a *AdminClient) Holds(ctx context.Context, card record.CardID) ([]ledger.Hold, error) {
+	var hs []ledger.Hold
+	return hs, a.do(ctx, http.MethodGet, "/holds", url.Values{"card": {card.String()}}, &hs)
+}
+
+// ReleaseHold implements Operator.
+func (a *AdminClient) ReleaseHold(ctx context.Context, h ledger.Hold) (int64, error) {
+	var out struct{ Released int64 }
+	return out.Released, a.doBody(ctx, http.MethodPost, "/holds/release", nil, h, &out)
+}
+
+// CreateProgramme implements Operator.
+func (a *AdminClient) CreateProgramme(ctx context.Context, p store.Programme) error {
+	return a.doBody(ctx, http.MethodPost, "/programmes", nil, p, &struct{}{})
+}
+
+// Programmes implements Operator.
+func (a *AdminClient) Programmes(ctx context.Context) ([]store.Programme, error) {
+	var ps []store.Programme
+	return ps, a.do(ctx, http.MethodGet, "/programmes", nil, &ps)
+}
+
+// Post implements Operator.
+func (a *AdminClient) Post(ctx context.Context, kind store.Kind, q ledger.Request) (store.Outcome, error) {
+	var out struct{ Outcome string }
+	if err := a.doBody(ctx, http.MethodPost, "/postings", url.Values{"kind": {kind.String()}}, q, &out); err != nil {
+		return 0, err
+	}
+	switch out.Outcome {
+	case store.Posted.String():
+		return store.Posted, nil
+	case store.Duplicate.String():
+		return store.Duplicate, nil
+	}
+	return 0, fmt.Errorf("hub: unexpected outcome %q", out.Outcome)
+}
+
+// DeadLetters implements Operator.
+func (a *AdminClient) DeadLetters(ctx context.Context, after uint64, limit int) ([]store.DeadLetter, error) {
+	var ds []store.DeadLetter
+	q := url.Values{"after": {strconv.FormatUint(after, 10)}, "limit": {strconv.Itoa(limit)}}
+	return ds, a.do(ctx, http.MethodGet, "/dead", q, &ds)
+}
+
+// DeleteDeadLetter implements Operator.
+func (a *AdminClient) DeleteDeadLetter(ctx context.Context, id uint64) error {
+	return a.do(ctx, http.MethodPost, "/dead/delete", url.Values{"id": {strconv.FormatUint(id, 10)}}, &struct{}{})
 }

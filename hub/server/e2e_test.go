@@ -77,13 +77,19 @@ func wantStates(t *testing.T, j *journal.Journal, want journal.State, n int) {
 	}
 }
 
-func wantBalance(t *testing.T, st store.Store, account string, want int64) {
+// balanceOf returns an account's balance, failing the test on an error.
+func balanceOf(t *testing.T, st store.Store, account string) int64 {
 	t.Helper()
 	got, err := st.Balance(context.Background(), account)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got != want {
+	return got
+}
+
+func wantBalance(t *testing.T, st store.Store, account string, want int64) {
+	t.Helper()
+	if got := balanceOf(t, st, account); got != want {
 		t.Fatalf("balance of %s = %d, want %d", account, got, want)
 	}
 }

@@ -21,15 +21,17 @@ type Ledger interface {
 	// non-nil only when nothing can be said of the batch (store down): the
 	// server then asks the agent to retry, which is safe.
 	PostRecords(ctx context.Context, recs []*record.Record) ([]PostResult, error)
-	// CheckLoad returns nil when programme may load amount fen onto card
-	// now, or the reason it may not.
-	CheckLoad(ctx context.Context, programme string, card record.CardID, amount uint32) error
+	// ReserveLoad holds the amount of r's card entitlement for the load
+	// at r's counter (ledger.Ledger.Reserve) and returns nil, or the
+	// reason it may not be loaded; a failure that is not a refusal wraps
+	// ErrLedgerUnavailable. The server gives out MAC2 only after it.
+	ReserveLoad(ctx context.Context, r ledger.LoadRequest) error
 	// PendingCredits lists what waits to be loaded onto card.
 	PendingCredits(ctx context.Context, card record.CardID) ([]hubsync.Credit, error)
 }
 
 // ErrLedgerUnavailable marks a Ledger failure that is not a refusal (the
-// store is down): CheckLoad's caller answers "unavailable, retry" rather
+// store is down): ReserveLoad's caller answers "unavailable, retry" rather
 // than "not authorised".
 var ErrLedgerUnavailable = errors.New("ledger unavailable")
 
@@ -51,7 +53,8 @@ type PostResult struct {
 // NewLedger adapts the hub's ledger (hub/ledger) to the server: records
 // post through ledger.Post (which files rejected records as dead letters),
 // loads are allowed up to the card's entitlement (its granted, not yet
-// loaded credits in the programme), and the pending credits are those
+// loaded credits in the programme), each authorised load holds its amount
+// until its record is posted, and the pending credits are those
 // entitlements.
 func NewLedger(l *ledger.Ledger) Ledger { return hubLedger{l} }
 
@@ -87,17 +90,17 @@ func RejectCode(err error) string {
 	return hubsync.RejectInvalid
 }
 
-func (h hubLedger) CheckLoad(ctx context.Context, programme string, card record.CardID, amount uint32) error {
-	ent, err := h.l.Entitlement(ctx, card, programme)
+func (h hubLedger) ReserveLoad(ctx context.Context, r ledger.LoadRequest) error {
+	err := h.l.Reserve(ctx, r)
 	switch {
+	case err == nil:
+		return nil
 	case errors.Is(err, store.ErrNotFound):
-		return fmt.Errorf("no programme %q", programme)
-	case err != nil:
-		return fmt.Errorf("%w: %w", ErrLedgerUnavailable, err)
-	case ent < int64(amount):
-		return fmt.Errorf("card entitled to %d fen from programme %s, not %d", ent, programme, amount)
+		return fmt.Errorf("no programme %q", r.Programme)
+	case errors.Is(err, ledger.ErrNotEntitled), errors.Is(err, ledger.ErrUnpostable):
+		return err
 	}
-	return nil
+	return fmt.Errorf("%w: %w", ErrLedgerUnavailable, err)
 }
 
 func (h hubLedger) PendingCredits(ctx context.Context, card record.CardID) ([]hubsync.Credit, error) {

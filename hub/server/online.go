@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/onecard-hub/onecard/apdu"
+	"github.com/onecard-hub/onecard/hub/ledger"
 	"github.com/onecard-hub/onecard/hub/proof"
 	hubsync "github.com/onecard-hub/onecard/hub/sync"
 	"github.com/onecard-hub/onecard/sm"
@@ -12,7 +13,8 @@ import (
 )
 
 // loadAuth checks the card's MAC1 (the card is genuine, its balance and
-// counter real) and the programme's entitlement, then answers with MAC2.
+// counter real), reserves the amount of the programme's entitlement for
+// this load (the card's online counter names it), then answers with MAC2.
 // The terminal is the session's.
 func (ss *session) loadAuth(id uint64, m *hubsync.LoadAuth) {
 	card, err := record.ParseCardID(m.CardID)
@@ -42,7 +44,14 @@ func (ss *session) loadAuth(id uint64, m *hubsync.LoadAuth) {
 		ss.send(id, hubsync.NewError(hubsync.CodeNotAuthorised, "card MAC1 invalid", false))
 		return
 	}
-	if err := ss.s.o.Ledger.CheckLoad(ss.ctx, m.Programme, card, m.Amount); err != nil {
+	// One authorisation per card at a time in this hub: the reservation
+	// reads the hold and the grant, then posts.
+	lk := ss.s.cardLock(card)
+	lk.Lock()
+	err = ss.s.o.Ledger.ReserveLoad(ss.ctx, ledger.LoadRequest{Programme: m.Programme, Card: card,
+		TxType: record.TxType(m.TxType), Counter: m.OnlineSeq, Amount: m.Amount, Day: m.CardDate})
+	lk.Unlock()
+	if err != nil {
 		code := hubsync.CodeNotAuthorised
 		if errors.Is(err, ErrLedgerUnavailable) {
 			code = hubsync.CodeUnavailable

@@ -103,6 +103,12 @@ func TestSyncOnlineRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	t.Run("credits before the load", func(t *testing.T) {
+		cs, err := c.PendingCredits(ctx, card)
+		if err != nil || len(cs) != 1 || cs[0].Programme != "P2026" || cs[0].Amount != 5000 {
+			t.Fatalf("credits %+v, %v", cs, err)
+		}
+	})
 	t.Run("load authorised", func(t *testing.T) {
 		mac2, err := c.AuthoriseLoad(ctx, base)
 		if err != nil {
@@ -162,10 +168,10 @@ func TestSyncOnlineRequests(t *testing.T) {
 		}
 	})
 
-	t.Run("pending credits", func(t *testing.T) {
+	t.Run("credits held by the authorised load", func(t *testing.T) {
 		cs, err := c.PendingCredits(ctx, card)
-		if err != nil || len(cs) != 1 || cs[0].Programme != "P2026" || cs[0].Amount != 5000 {
-			t.Fatalf("credits %+v, %v", cs, err)
+		if err != nil || len(cs) != 0 {
+			t.Fatalf("credits %+v, %v; want none (held for the authorised load)", cs, err)
 		}
 		cs, err = c.PendingCredits(ctx, servertest.Card(78))
 		if err != nil || len(cs) != 0 {

@@ -13,6 +13,7 @@ import (
 
 	hubsync "github.com/onecard-hub/onecard/hub/sync"
 	"github.com/onecard-hub/onecard/terminal"
+	"github.com/onecard-hub/onecard/terminal/record"
 )
 
 // Server is the hub's sync endpoint. Create it with New, mount it as an
@@ -36,6 +37,18 @@ type Server struct {
 	wg       sync.WaitGroup
 
 	st stats
+
+	cardLocks [64]sync.Mutex // load authorisations, by card (cardLock)
+}
+
+// cardLock returns the lock that serialises load authorisations of card
+// in this hub (striped: cards share 64 locks).
+func (s *Server) cardLock(card record.CardID) *sync.Mutex {
+	var h byte
+	for _, b := range card {
+		h = h*31 + b
+	}
+	return &s.cardLocks[h%byte(len(s.cardLocks))]
 }
 
 type stats struct {

@@ -386,6 +386,10 @@ func (ss *session) dispatch(id uint64, m hubsync.Message) {
 		if ss.admit(id, 1) {
 			ss.credits(id, m)
 		}
+	case *hubsync.Totals:
+		if ss.admit(id, 1) {
+			ss.totals(id, m)
+		}
 	default:
 		ss.refuse(hubsync.CodeUnexpected, "message "+string(m.Type())+" not expected from an agent")
 	}

@@ -105,11 +105,14 @@ const (
 	KindFund    Kind = 16                       // external source → programme funding
 	KindGrant   Kind = 17                       // programme funding → card's grant
 	KindOpening Kind = 18                       // external → card fund (opening balance)
+	KindHold    Kind = 19                       // card's grant → hold of one load authorisation
+	KindRelease Kind = 20                       // hold → card's grant (the load did not happen)
 )
 
 var kindNames = map[Kind]string{
 	KindPay: "pay", KindLoad: "load", KindCertify: "certify",
 	KindFund: "fund", KindGrant: "grant", KindOpening: "opening",
+	KindHold: "hold", KindRelease: "release",
 }
 
 // String returns the kind's name, or "kind(N)".

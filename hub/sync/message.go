@@ -69,6 +69,8 @@ const (
 	TypeLoadAuthResult Type = "load_auth_result" // →agent, the MAC2
 	TypeKeyRead        Type = "key_read"         // →hub, two-step identity read (RESULT1/RESULT2)
 	TypeKeyReadResult  Type = "key_read_result"  // →agent, the key service's answer
+	TypeTotals         Type = "totals"           // →hub, the terminal's signed totals of a day
+	TypeTotalsResult   Type = "totals_result"    // →agent, the totals were stored (and whether they match)
 	TypeError          Type = "error"            // either way: a refusal or failure
 )
 
@@ -134,6 +136,8 @@ var factories = map[Type]func() Message{
 	TypeLoadAuthResult: func() Message { return new(LoadAuthResult) },
 	TypeKeyRead:        func() Message { return new(KeyRead) },
 	TypeKeyReadResult:  func() Message { return new(KeyReadResult) },
+	TypeTotals:         func() Message { return new(Totals) },
+	TypeTotalsResult:   func() Message { return new(TotalsResult) },
 	TypeError:          func() Message { return new(Error) },
 }
 

@@ -55,6 +55,10 @@ func sampleMessages(t testing.TB) []hubsync.Message {
 		t.Fatal(err)
 	}
 	card := journaltest.Card(9).String()
+	tot := &hubsync.Totals{Day: "20261130", Rev: 7, PayCount: 3, PayAmount: 4500, LoadCount: 1, LoadAmount: 10000, CertifyCount: 2}
+	if err := hubsync.SignTotals(priv, testTerm, tot); err != nil {
+		t.Fatal(err)
+	}
 	return []hubsync.Message{
 		&hubsync.Challenge{HubID: testHub, Versions: []int{1}, Nonce: nonce(7), MaxMessage: 1 << 20, MaxBatch: 256},
 		&hubsync.Hello{TerminalID: testTerm, Nonce: nonce(7), Signature: sig, Agent: "onecard test", LostVersion: 3, ConfigVersion: 1},
@@ -77,6 +81,8 @@ func sampleMessages(t testing.TB) []hubsync.Message {
 		&hubsync.KeyRead{Region: "411600", Historical: []byte{0x86, 0x01}, AlgFlag: 3, CardID: card,
 			Randoms: [][]byte{bytes.Repeat([]byte{1}, 8), bytes.Repeat([]byte{2}, 8), bytes.Repeat([]byte{3}, 8), bytes.Repeat([]byte{4}, 8)}},
 		&hubsync.KeyReadResult{Result1: bytes.Repeat([]byte{9}, 16), Result2: bytes.Repeat([]byte{8}, 16)},
+		tot,
+		&hubsync.TotalsResult{Day: "20261130", Status: hubsync.TotalsStored, Match: true},
 		&hubsync.Error{Code: hubsync.CodeSuspended, Reason: "terminal suspended", Fatal: true},
 	}
 }
@@ -158,6 +164,10 @@ func TestSyncDecodeRejects(t *testing.T) {
 		{"lost zero card", frame(1, "lost_cards", `{"from":0,"to":1,"add":["00000000000000000000000000000000"]}`), hubsync.Limits{}, hubsync.ErrMalformed},
 		{"lost backwards", frame(1, "lost_cards", `{"from":5,"to":1}`), hubsync.Limits{}, hubsync.ErrMalformed},
 		{"load auth bad flag", frame(1, "load_auth", `{"terminal_seq":1,"card_id":"411600D156000005C38275EEFC9B9601","alg_flag":2,"programme":"p","amount":1,"tx_type":2,"balance":0,"online_seq":0,"random":"AQIDBA==","mac1":"AQIDBA==","card_date":"20260101","card_time":"000000"}`), hubsync.Limits{}, hubsync.ErrMalformed},
+		{"totals negative", frame(1, "totals", `{"day":"20261130","rev":1,"pay_count":-1,"pay_amount":0,"load_count":0,"load_amount":0,"certify_count":0,"signature":"`+sig64+`"}`), hubsync.Limits{}, hubsync.ErrMalformed},
+		{"totals rev 0", frame(1, "totals", `{"day":"20261130","rev":0,"pay_count":0,"pay_amount":0,"load_count":0,"load_amount":0,"certify_count":0,"signature":"`+sig64+`"}`), hubsync.Limits{}, hubsync.ErrMalformed},
+		{"totals bad day", frame(1, "totals", `{"day":"2026-11-3","rev":1,"pay_count":0,"pay_amount":0,"load_count":0,"load_amount":0,"certify_count":0,"signature":"`+sig64+`"}`), hubsync.Limits{}, hubsync.ErrMalformed},
+		{"totals result status", frame(1, "totals_result", `{"day":"20261130","status":"maybe","match":true}`), hubsync.Limits{}, hubsync.ErrMalformed},
 		{"key read 3 randoms", frame(1, "key_read", `{"alg_flag":3,"card_id":"411600D156000005C38275EEFC9B9601","randoms":["AAAAAAAAAAA=","AAAAAAAAAAA=","AAAAAAAAAAA="]}`), hubsync.Limits{}, hubsync.ErrMalformed},
 	}
 	for _, tt := range tests {
@@ -199,6 +209,41 @@ func TestSyncErrorsDoNotQuoteInput(t *testing.T) {
 	_, _, err = hubsync.Decode(in, hubsync.Limits{})
 	if err == nil || strings.Contains(err.Error(), secret) {
 		t.Fatalf("error %v quotes the input", err)
+	}
+}
+
+// sig64 is a well-formed (not a valid) 64-byte signature in base64.
+var sig64 = strings.Repeat("A", 84) + "=="
+
+func TestSyncTotalsSignature(t *testing.T) {
+	priv, _ := sm.GenerateKey(rand.Reader)
+	other, _ := sm.GenerateKey(rand.Reader)
+	base := hubsync.Totals{Day: "20261130", Rev: 2, PayCount: 3, PayAmount: 4500, LoadCount: 1, LoadAmount: 10000, CertifyCount: 2}
+	signed := base
+	if err := hubsync.SignTotals(priv, testTerm, &signed); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		pub  *sm.PublicKey
+		term string
+		edit func(m *hubsync.Totals)
+		want bool
+	}{
+		{"valid", priv.PublicKey(), testTerm, func(*hubsync.Totals) {}, true},
+		{"other key", other.PublicKey(), testTerm, func(*hubsync.Totals) {}, false},
+		{"other terminal", priv.PublicKey(), "370100000099", func(*hubsync.Totals) {}, false},
+		{"amount changed", priv.PublicKey(), testTerm, func(m *hubsync.Totals) { m.PayAmount++ }, false},
+		{"older rev", priv.PublicKey(), testTerm, func(m *hubsync.Totals) { m.Rev = 1 }, false},
+		{"other day", priv.PublicKey(), testTerm, func(m *hubsync.Totals) { m.Day = "20261201" }, false},
+		{"certify count", priv.PublicKey(), testTerm, func(m *hubsync.Totals) { m.CertifyCount = 0 }, false},
+	}
+	for _, tt := range tests {
+		m := signed
+		tt.edit(&m)
+		if got := hubsync.VerifyTotals(tt.pub, tt.term, &m); got != tt.want {
+			t.Errorf("%s: VerifyTotals = %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }
 

@@ -54,3 +54,15 @@ func TestJournalClipReason(t *testing.T) {
 		}
 	}
 }
+
+// FuzzJournalTotals: the day-totals decoder never panics and round-trips.
+func FuzzJournalTotals(f *testing.F) {
+	f.Add(DayTotals{Day: "20261130", PayCount: 3, PayAmount: 1600, LoadCount: 1, LoadAmount: 10000, CertifyCount: 1, Rev: 5}.encode())
+	f.Add([]byte{0, 1})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d, err := decodeTotals("20261130", b)
+		if err == nil && !bytes.Equal(d.encode(), b) {
+			t.Fatalf("re-encoding differs")
+		}
+	})
+}

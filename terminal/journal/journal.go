@@ -23,6 +23,7 @@ var (
 	bucketDead    = []byte("dead")    // seq → at(ms) ‖ reason
 	bucketJumps   = []byte("jumps")   // seq → kind ‖ at(ms) ‖ previous high water
 	bucketCardTx  = []byte("cardtx")  // card ID ‖ tx type ‖ card counter → seq, money records with a TAC
+	bucketTotals  = []byte("totals")  // card date (YYYYMMDD) → the day's totals (totals.go)
 
 	keyFormat   = []byte("format")
 	keyNext     = []byte("next")     // next sequence to assign
@@ -130,6 +131,10 @@ func (j *Journal) init() error {
 		if err := check(tx); err != nil {
 			return err
 		}
+		// Journals made before the totals bucket existed get it now.
+		if _, err := tx.CreateBucketIfNotExists(bucketTotals); err != nil {
+			return err
+		}
 		m := tx.Bucket(bucketMeta)
 		if j.seal != nil && m.Get(keyKeyCheck) == nil {
 			kc, err := j.seal.keyCheck()
@@ -143,7 +148,7 @@ func (j *Journal) init() error {
 }
 
 func (j *Journal) create(tx *bolt.Tx) error {
-	for _, b := range [][]byte{bucketMeta, bucketRecords, bucketOpen, bucketDead, bucketJumps, bucketCardTx} {
+	for _, b := range [][]byte{bucketMeta, bucketRecords, bucketOpen, bucketDead, bucketJumps, bucketCardTx, bucketTotals} {
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 			return err
 		}
@@ -360,6 +365,9 @@ func (j *Journal) move(tx *bolt.Tx, seq uint64, s *stored, to State, reason stri
 	}
 	if len(s.history) >= maxHistory {
 		return fmt.Errorf("%w: record %d: history full", ErrCorrupt, seq)
+	}
+	if err := countTotals(tx, s, to); err != nil {
+		return err
 	}
 	s.state = to
 	s.history = append(s.history, Transition{to, now})

@@ -1,0 +1,115 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"path/filepath"
+	"testing"
+
+	"github.com/onecard-hub/onecard/hub/ledger"
+	"github.com/onecard-hub/onecard/hub/server"
+	"github.com/onecard-hub/onecard/hub/server/servertest"
+	"github.com/onecard-hub/onecard/hub/store"
+	"github.com/onecard-hub/onecard/terminal/record"
+)
+
+// TestAdminSocketBooks drives the operator's books through the admin
+// socket (AdminHandler ⇄ AdminClient) and checks each action against the
+// store: programmes, funding, grants, opening balances, load holds and
+// their release, dead letters.
+func TestAdminSocketBooks(t *testing.T) {
+	ctx := context.Background()
+	st := servertest.OpenStore(t, "", false)
+	led, _ := servertest.Books(t, st)
+	sock := filepath.Join(t.TempDir(), "hub.admin")
+	ln, err := server.ListenAdmin(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: server.AdminHandler(&server.Ops{Store: st, Ledger: led})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	op, err := server.DialAdmin(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	balance := func(account string) int64 { t.Helper(); return balanceOf(t, st, account) }
+
+	if err := op.CreateProgramme(ctx, store.Programme{ID: "WINTER", Name: "winter heating", Fund: "320"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := op.CreateProgramme(ctx, store.Programme{ID: "WINTER", Name: "again", Fund: "320"}); !errors.Is(err, store.ErrState) {
+		t.Fatalf("second create: %v, want a conflict", err)
+	}
+	ps, err := op.Programmes(ctx)
+	if err != nil || len(ps) != 2 || ps[1].ID != "WINTER" || ps[1].Fund != "320" {
+		t.Fatalf("programmes %+v, %v", ps, err)
+	}
+	card := servertest.Card(5)
+	steps := []struct {
+		kind store.Kind
+		q    ledger.Request
+		want store.Outcome
+		err  error
+	}{
+		{store.KindFund, ledger.Request{Ref: "f1", Programme: "WINTER", Amount: 10_000}, store.Posted, nil},
+		{store.KindFund, ledger.Request{Ref: "f1", Programme: "WINTER", Amount: 10_000}, store.Duplicate, nil},
+		{store.KindGrant, ledger.Request{Ref: "g1", Programme: "WINTER", Card: card, Amount: 4_000}, store.Posted, nil},
+		{store.KindGrant, ledger.Request{Ref: "g2", Programme: "WINTER", Card: card, Amount: 7_000}, 0, errors.New("insufficient funds")},
+		{store.KindOpening, ledger.Request{Ref: "o1", Card: card, Fund: "320", Amount: 150}, store.Posted, nil},
+		{store.KindHold, ledger.Request{Ref: "h1", Programme: "WINTER", Card: card, Amount: 1}, 0, store.ErrInvalid},
+	}
+	for i, s := range steps {
+		got, err := op.Post(ctx, s.kind, s.q)
+		if (err == nil) != (s.err == nil) || got != s.want || (s.err != nil && errors.Is(s.err, store.ErrInvalid) && !errors.Is(err, store.ErrInvalid)) {
+			t.Fatalf("step %d (%s %s): %v, %v; want %v, %v", i, s.kind, s.q.Ref, got, err, s.want, s.err)
+		}
+	}
+	if g, p, c := balance(ledger.GrantAccount("WINTER", card)), balance(ledger.ProgrammeAccount("WINTER")), balance(ledger.CardAccount(card, "320")); g != 4_000 || p != 6_000 || c != 150 {
+		t.Fatalf("grant %d, programme %d, card %d", g, p, c)
+	}
+
+	// A load authorised at online counter 9 holds 2,500 of the grant.
+	if err := led.Reserve(ctx, ledger.LoadRequest{Programme: "WINTER", Card: card, TxType: record.TxLoadEP, Counter: 9, Amount: 2_500}); err != nil {
+		t.Fatal(err)
+	}
+	hs, err := op.Holds(ctx, card)
+	if err != nil || len(hs) != 1 || hs[0].Amount != 2_500 || hs[0].Counter != 9 || hs[0].TxType != record.TxLoadEP || hs[0].Programme != "WINTER" {
+		t.Fatalf("holds %+v, %v", hs, err)
+	}
+	if n, err := op.ReleaseHold(ctx, hs[0]); err != nil || n != 2_500 {
+		t.Fatalf("release = %d, %v", n, err)
+	}
+	if n, err := op.ReleaseHold(ctx, hs[0]); err != nil || n != 0 {
+		t.Fatalf("second release = %d, %v; want nothing left", n, err)
+	}
+	if g := balance(ledger.GrantAccount("WINTER", card)); g != 4_000 {
+		t.Fatalf("grant after the release: %d", g)
+	}
+
+	// Dead letters: listed, deleted once.
+	r := servertest.Record(record.KindPay, term1, card, 1, 10)
+	r.TerminalSeq = 7
+	content, err := r.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := st.AddDeadLetter(ctx, store.DeadLetter{Key: store.RecordKey(term1, 7), Content: content, Reason: "tac_mismatch"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, err := op.DeadLetters(ctx, 0, 10)
+	if err != nil || len(ds) != 1 || ds[0].ID != id || ds[0].Reason != "tac_mismatch" {
+		t.Fatalf("dead letters %+v, %v", ds, err)
+	}
+	if err := op.DeleteDeadLetter(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := op.DeleteDeadLetter(ctx, id); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("second delete: %v, want ErrNotFound", err)
+	}
+	if err := st.Check(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
