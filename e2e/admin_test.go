@@ -147,8 +147,11 @@ func TestAdminPage(t *testing.T) {
 		t.Errorf("programmes table:\n%s", progs)
 	}
 	disc := p.text("#discrepancies tbody")
-	if n := strings.Count(disc, "missing-record"); n != 1 || st0.Discrepancies != 3 {
-		t.Errorf("%d discrepancies, %d missing-record; want 3 (two terminals without totals, one gap)", st0.Discrepancies, n)
+	if n := strings.Count(disc, "missing-record"); n != 1 || st0.Discrepancies != 1 {
+		t.Errorf("%d discrepancies, %d missing-record; want 1 (the gap; both terminals sent matching totals)", st0.Discrepancies, n)
+	}
+	if rec := p.text("#reconciliation tbody"); strings.Count(rec, "match") != 2 || strings.Contains(rec, "MISMATCH") {
+		t.Errorf("reconciliation table (want both terminals' signed totals to match):\n%s", rec)
 	}
 	if !strings.Contains(disc, "missing-record") || !strings.Contains(disc, "411600") || strings.Contains(disc, servertest.Card(4).String()) {
 		t.Errorf("discrepancies table (want a missing record, card masked):\n%s", disc)
