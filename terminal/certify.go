@@ -106,12 +106,9 @@ func (s *Session) certify(ctx context.Context, req CertifyRequest, pin *PIN) (*R
 			return nil, err
 		}
 	}
-	seq, err := s.opts.Journal.Prepare(ctx, rec)
+	seq, err := s.prepare(ctx, rec)
 	if err != nil {
-		if seq != 0 {
-			s.orphans = append(s.orphans, seq)
-		}
-		return nil, fmt.Errorf("%w: %w", ErrJournal, err)
+		return nil, err
 	}
 	var res journal.CardResult
 	if ci.gen == 3 {

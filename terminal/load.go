@@ -74,35 +74,12 @@ func (s *Session) load(ctx context.Context, req LoadRequest, pin *PIN) (*Receipt
 		return nil, err
 	}
 	defer o.end()
-	ci, err := o.identify(ctx, false)
+	ci, rec, st, err := s.startPurse(ctx, o, record.KindLoad, pin)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.checkLost(ctx, ci.id); err != nil {
-		return nil, err
-	}
-	if err := o.settle(ctx, ci); err != nil {
-		return nil, err
-	}
-	if pin != nil {
-		err = o.verifyPIN(ctx, pin)
-		pin.Zero()
-		if err != nil {
-			return nil, err
-		}
-	}
-	termID, err := s.terminalID()
-	if err != nil {
-		return nil, err
-	}
-	term, _ := apdu.EncodeCN(termID, 6)
-	date, tm, dateBCD, timeBCD, at := s.cardClock()
-	rec := &record.Record{
-		Kind: record.KindLoad, TerminalID: termID, CardID: ci.id, TxType: req.Purse.loadType(),
-		Fund: req.Fund, Merchant: req.Programme, Amount: req.Amount,
-		CardDate: date, CardTime: tm, At: at, Suite: ci.suite.Name(),
-	}
-	data := append(append([]byte{0x01}, apdu.EncodeAmount(req.Amount)...), term...)
+	rec.TxType, rec.Fund, rec.Merchant, rec.Amount = req.Purse.loadType(), req.Fund, req.Programme, req.Amount
+	data := append(append([]byte{0x01}, apdu.EncodeAmount(req.Amount)...), st.term...)
 	init, err := o.card.run(ctx, "INITIALIZE FOR LOAD", apdu.Command{CLA: 0x80, INS: 0x50, P1: 0x00, P2: req.Purse.p2(), Data: data, Ne: 16})
 	if err != nil {
 		if cardAnswered(err) {
@@ -117,22 +94,19 @@ func (s *Session) load(ctx context.Context, req LoadRequest, pin *PIN) (*Receipt
 	rec.CardCounter = be16(init[4:6])
 	copy(rec.CardRandom[:], init[8:12])
 	mac1 := append([]byte(nil), init[12:16]...)
-	seq, err := s.opts.Journal.Prepare(ctx, rec)
+	seq, err := s.prepare(ctx, rec)
 	if err != nil {
-		if seq != 0 {
-			s.orphans = append(s.orphans, seq)
-		}
-		return nil, fmt.Errorf("%w: %w", ErrJournal, err)
+		return nil, err
 	}
 	// The authoriser is a network round trip: no transaction (card or
 	// PSAM) is held across it. The card stays connected (its INITIALIZE
 	// session lives until CREDIT).
 	o.end()
 	mac2, aerr := s.opts.Authoriser.AuthoriseLoad(ctx, LoadAuthorisation{
-		TerminalID: termID, TerminalSeq: seq, CardID: ci.id, AlgFlag: ci.algFlag,
+		TerminalID: rec.TerminalID, TerminalSeq: seq, CardID: ci.id, AlgFlag: ci.algFlag,
 		Programme: req.Programme, Fund: req.Fund, Amount: req.Amount, TxType: rec.TxType,
 		Balance: rec.BalanceBefore, OnlineSeq: rec.CardCounter, Random: rec.CardRandom, MAC1: mac1,
-		CardDate: date, CardTime: tm,
+		CardDate: rec.CardDate, CardTime: rec.CardTime,
 	})
 	if aerr == nil && len(mac2) != record.CodeLen {
 		aerr = fmt.Errorf("%w: MAC2 of %d bytes", ErrNotAuthorised, len(mac2))
@@ -154,8 +128,8 @@ func (s *Session) load(ctx context.Context, req LoadRequest, pin *PIN) (*Receipt
 		return nil, err
 	}
 	credit := make([]byte, 0, 11)
-	credit = append(credit, dateBCD...)
-	credit = append(credit, timeBCD...)
+	credit = append(credit, st.date...)
+	credit = append(credit, st.time...)
 	credit = append(credit, mac2...)
 	out, cerr := o.card.run(ctx, "CREDIT FOR LOAD", apdu.Command{CLA: 0x80, INS: 0x52, P1: 0x00, P2: 0x00, Data: credit, Ne: 4})
 	if cerr == nil && len(out) != 4 {

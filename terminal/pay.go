@@ -100,6 +100,61 @@ func (s *Session) needMoney() error {
 	return nil
 }
 
+// stamp is what a card transaction's commands carry: the terminal number
+// (6 bytes BCD) and the card date (4) and time (3) in BCD.
+type stamp struct{ term, date, time []byte }
+
+// startPurse runs what a purse transaction (pay, load) does before its own
+// first command: read the card ID, refuse a lost card (ErrLostCard),
+// settle the card's uncertain records (ErrUnsettled), VERIFY pin when it
+// is not nil (zeroing it either way: *PINError), and find the terminal
+// number. It returns the card, the stamp and a record skeleton of kind
+// with the card, terminal, card clock and suite set; the caller sets the
+// transaction's own fields.
+func (s *Session) startPurse(ctx context.Context, o *op, kind record.Kind, pin *PIN) (*cardInfo, *record.Record, stamp, error) {
+	ci, err := o.identify(ctx, false)
+	if err != nil {
+		return nil, nil, stamp{}, err
+	}
+	if err := s.checkLost(ctx, ci.id); err != nil {
+		return nil, nil, stamp{}, err
+	}
+	if err := o.settle(ctx, ci); err != nil {
+		return nil, nil, stamp{}, err
+	}
+	if pin != nil {
+		err = o.verifyPIN(ctx, pin)
+		pin.Zero()
+		if err != nil {
+			return nil, nil, stamp{}, err
+		}
+	}
+	termID, err := s.terminalID()
+	if err != nil {
+		return nil, nil, stamp{}, err
+	}
+	var st stamp
+	st.term, _ = apdu.EncodeCN(termID, 6)
+	date, tm, dateBCD, timeBCD, at := s.cardClock()
+	st.date, st.time = dateBCD, timeBCD
+	rec := &record.Record{Kind: kind, TerminalID: termID, CardID: ci.id, CardDate: date, CardTime: tm, At: at, Suite: ci.suite.Name()}
+	return ci, rec, st, nil
+}
+
+// prepare journals rec before the transaction's first money command.
+// Errors wrap ErrJournal (a sequence the journal handed out without the
+// record reaching Prepared is kept for Session.Close to report).
+func (s *Session) prepare(ctx context.Context, rec *record.Record) (uint64, error) {
+	seq, err := s.opts.Journal.Prepare(ctx, rec)
+	if err != nil {
+		if seq != 0 {
+			s.orphans = append(s.orphans, seq)
+		}
+		return 0, fmt.Errorf("%w: %w", ErrJournal, err)
+	}
+	return seq, nil
+}
+
 // cardClock returns the card date (YYYYMMDD), time (hhmmss), their BCD
 // forms and the UTC instant.
 func (s *Session) cardClock() (date, tm string, dateBCD, timeBCD []byte, at time.Time) {
@@ -252,34 +307,13 @@ func (s *Session) pay(ctx context.Context, req PayRequest, pin *PIN) (*Receipt, 
 		return nil, err
 	}
 	defer o.end()
-	ci, err := o.identify(ctx, false)
+	ci, rec, st, err := s.startPurse(ctx, o, record.KindPay, pin)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.checkLost(ctx, ci.id); err != nil {
-		return nil, err
-	}
-	if err := o.settle(ctx, ci); err != nil {
-		return nil, err
-	}
-	err = o.verifyPIN(ctx, pin)
-	pin.Zero()
-	if err != nil {
-		return nil, err
-	}
-	termID, err := s.terminalID()
-	if err != nil {
-		return nil, err
-	}
-	term, _ := apdu.EncodeCN(termID, 6)
-	date, tm, dateBCD, timeBCD, at := s.cardClock()
-	rec := &record.Record{
-		Kind: record.KindPay, TerminalID: termID, CardID: ci.id, TxType: req.Purse.purchaseType(),
-		Fund: req.Fund, Merchant: req.Merchant, Amount: req.Amount,
-		CardDate: date, CardTime: tm, At: at, Suite: ci.suite.Name(),
-	}
+	rec.TxType, rec.Fund, rec.Merchant, rec.Amount = req.Purse.purchaseType(), req.Fund, req.Merchant, req.Amount
 	// INITIALIZE FOR PURCHASE: key index 01, amount, terminal.
-	data := append(append([]byte{0x01}, apdu.EncodeAmount(req.Amount)...), term...)
+	data := append(append([]byte{0x01}, apdu.EncodeAmount(req.Amount)...), st.term...)
 	init, err := o.card.run(ctx, "INITIALIZE FOR PURCHASE", apdu.Command{CLA: 0x80, INS: 0x50, P1: 0x01, P2: req.Purse.p2(), Data: data, Ne: 15})
 	if err != nil {
 		if cardAnswered(err) {
@@ -296,7 +330,7 @@ func (s *Session) pay(ctx context.Context, req PayRequest, pin *PIN) (*Receipt, 
 	copy(rec.CardRandom[:], init[11:15])
 	termSeq, mac1, err := o.psam.initPurchase(ctx, purchaseInit{
 		rnd: rec.CardRandom[:], cardSeq: rec.CardCounter, amount: req.Amount, txType: byte(rec.TxType),
-		date: dateBCD, time: timeBCD, keyVer: keyVer, algID: algID, cardFact: ci.factor(),
+		date: st.date, time: st.time, keyVer: keyVer, algID: algID, cardFact: ci.factor(),
 	})
 	if err != nil {
 		return nil, err
@@ -304,17 +338,14 @@ func (s *Session) pay(ctx context.Context, req PayRequest, pin *PIN) (*Receipt, 
 	rec.PSAMSeq = termSeq
 	// The record holds everything GET TRANSACTION PROOF and the TAC need
 	// before the first money command.
-	seq, err := s.opts.Journal.Prepare(ctx, rec)
+	seq, err := s.prepare(ctx, rec)
 	if err != nil {
-		if seq != 0 {
-			s.orphans = append(s.orphans, seq)
-		}
-		return nil, fmt.Errorf("%w: %w", ErrJournal, err)
+		return nil, err
 	}
 	debit := make([]byte, 0, 15)
 	debit = append(debit, byte(termSeq>>24), byte(termSeq>>16), byte(termSeq>>8), byte(termSeq))
-	debit = append(debit, dateBCD...)
-	debit = append(debit, timeBCD...)
+	debit = append(debit, st.date...)
+	debit = append(debit, st.time...)
 	debit = append(debit, mac1...)
 	out, derr := o.card.run(ctx, "DEBIT FOR PURCHASE", apdu.Command{CLA: 0x80, INS: 0x54, P1: 0x01, P2: 0x00, Data: debit, Ne: 8})
 	if derr == nil && len(out) != 8 {
