@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"io"
 	"os"
 
@@ -34,30 +32,8 @@ func runCertify(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	tf.register(fs, true)
 	programme := fs.String("programme", "", "pension scheme or programme `ID`")
 	fund := fs.String("fund", "", "fund `CODE`")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usagef("%v", err)
-	}
-	if fs.NArg() != 0 {
-		return usagef("unexpected arguments %q", fs.Args())
-	}
-	if err := tf.check(); err != nil {
-		return err
-	}
-	pad, err := pinPad(tf.pinStdin, stdin, stderr)
-	if err != nil {
-		return err
-	}
-	st, err := tf.open(ctx, termNeeds{money: true}, pad, stderr)
-	if err != nil {
-		return err
-	}
-	defer st.close()
-	rc, err := st.sess.Certify(ctx, terminal.CertifyRequest{Programme: *programme, Fund: *fund})
-	if rc != nil {
-		printReceipt(stdout, rc)
-	}
-	return explain(err, stderr)
+	return cardOp(ctx, fs, &tf, args, stdin, stdout, stderr, func() (cardOperation, error) {
+		req := terminal.CertifyRequest{Programme: *programme, Fund: *fund}
+		return func(ctx context.Context, s *terminal.Session) (*terminal.Receipt, error) { return s.Certify(ctx, req) }, nil
+	})
 }

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"io"
 	"os"
 
@@ -36,44 +34,22 @@ func runLoad(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	programme := fs.String("programme", "", "benefit or subsidy programme `ID`")
 	fund := fs.String("fund", "", "fund `CODE`")
 	purseName := fs.String("purse", "ep", "purse: ep or ed")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
+	return cardOp(ctx, fs, &tf, args, stdin, stdout, stderr, func() (cardOperation, error) {
+		if *amount == "" || *programme == "" {
+			return nil, usagef("--amount and --programme are required")
 		}
-		return usagef("%v", err)
-	}
-	if fs.NArg() != 0 {
-		return usagef("unexpected arguments %q", fs.Args())
-	}
-	if err := tf.check(); err != nil {
-		return err
-	}
-	if *amount == "" || *programme == "" {
-		return usagef("--amount and --programme are required")
-	}
-	fen, err := parseYuan(*amount)
-	if err != nil {
-		return usagef("--amount: %v", err)
-	}
-	purse, err := parsePurse(*purseName)
-	if err != nil {
-		return usagef("--purse: %v", err)
-	}
-	if tf.simPSAM == "" && tf.psamReader == "" && tf.terminalID == "" && len(tf.serial) == 0 {
-		return usagef("give a PSAM (--psam-reader, --psam) or --terminal-id")
-	}
-	pad, err := pinPad(tf.pinStdin, stdin, stderr)
-	if err != nil {
-		return err
-	}
-	st, err := tf.open(ctx, termNeeds{money: true}, pad, stderr)
-	if err != nil {
-		return err
-	}
-	defer st.close()
-	rc, err := st.sess.Load(ctx, terminal.LoadRequest{Amount: fen, Programme: *programme, Fund: *fund, Purse: purse})
-	if rc != nil {
-		printReceipt(stdout, rc)
-	}
-	return explain(err, stderr)
+		fen, err := parseYuan(*amount)
+		if err != nil {
+			return nil, usagef("--amount: %v", err)
+		}
+		purse, err := parsePurse(*purseName)
+		if err != nil {
+			return nil, usagef("--purse: %v", err)
+		}
+		if tf.simPSAM == "" && tf.psamReader == "" && tf.terminalID == "" && len(tf.serial) == 0 {
+			return nil, usagef("give a PSAM (--psam-reader, --psam) or --terminal-id")
+		}
+		req := terminal.LoadRequest{Amount: fen, Programme: *programme, Fund: *fund, Purse: purse}
+		return func(ctx context.Context, s *terminal.Session) (*terminal.Receipt, error) { return s.Load(ctx, req) }, nil
+	})
 }

@@ -74,6 +74,33 @@ func runPay(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	merchant := fs.String("merchant", "", "merchant (hospital, pharmacy) `ID`")
 	fund := fs.String("fund", "", "fund or account `CODE`")
 	purseName := fs.String("purse", "ep", "purse: ep (电子钱包) or ed (电子存折)")
+	return cardOp(ctx, fs, &tf, args, stdin, stdout, stderr, func() (cardOperation, error) {
+		if *amount == "" {
+			return nil, usagef("--amount is required")
+		}
+		fen, err := parseYuan(*amount)
+		if err != nil {
+			return nil, usagef("--amount: %v", err)
+		}
+		purse, err := parsePurse(*purseName)
+		if err != nil {
+			return nil, usagef("--purse: %v", err)
+		}
+		req := terminal.PayRequest{Amount: fen, Merchant: *merchant, Fund: *fund, Purse: purse}
+		return func(ctx context.Context, s *terminal.Session) (*terminal.Receipt, error) { return s.Pay(ctx, req) }, nil
+	})
+}
+
+// cardOperation is one terminal operation on an open session.
+type cardOperation func(context.Context, *terminal.Session) (*terminal.Receipt, error)
+
+// cardOp runs a money or certification command: it parses fs (no
+// positional arguments), checks the terminal flags, lets prepare check
+// the command's own flags and build the operation, opens the terminal
+// session (readers, PSAM, journal, PIN pad) and runs it, printing the
+// receipt (also one that comes with an error) and explaining the error.
+func cardOp(ctx context.Context, fs *flag.FlagSet, tf *termFlags, args []string, stdin io.Reader, stdout, stderr io.Writer,
+	prepare func() (cardOperation, error)) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -86,16 +113,9 @@ func runPay(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	if err := tf.check(); err != nil {
 		return err
 	}
-	if *amount == "" {
-		return usagef("--amount is required")
-	}
-	fen, err := parseYuan(*amount)
+	do, err := prepare()
 	if err != nil {
-		return usagef("--amount: %v", err)
-	}
-	purse, err := parsePurse(*purseName)
-	if err != nil {
-		return usagef("--purse: %v", err)
+		return err
 	}
 	pad, err := pinPad(tf.pinStdin, stdin, stderr)
 	if err != nil {
@@ -106,7 +126,7 @@ func runPay(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		return err
 	}
 	defer st.close()
-	rc, err := st.sess.Pay(ctx, terminal.PayRequest{Amount: fen, Merchant: *merchant, Fund: *fund, Purse: purse})
+	rc, err := do(ctx, st.sess)
 	if rc != nil {
 		printReceipt(stdout, rc)
 	}
