@@ -1,7 +1,6 @@
 package agent_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/onecard-hub/onecard/agent"
 	"github.com/onecard-hub/onecard/agent/kioskapi"
+	"github.com/onecard-hub/onecard/internal/logbuf"
 	"github.com/onecard-hub/onecard/internal/simcard"
 	"github.com/onecard-hub/onecard/reader"
 	"github.com/onecard-hub/onecard/reader/virtual"
@@ -87,22 +87,8 @@ type env struct {
 	logs   *syncBuffer
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a goroutine-safe log of a process's or component's output.
+type syncBuffer = logbuf.Buffer
 
 // startAgent runs an agent whose only reader is the in-process reader
 // "test:kiosk" (slots test:kiosk:user with the generation-3 card and

@@ -1,19 +1,18 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/onecard-hub/onecard/internal/logbuf"
 )
 
 // chromiumPath is Debian's chromium (package chromium, installed by make
@@ -26,23 +25,8 @@ const screenshotsEnv = "ONECARD_UPDATE_SCREENSHOTS"
 // actionTimeout bounds one browser step (a wait included).
 const actionTimeout = 20 * time.Second
 
-// syncBuffer is a goroutine-safe bytes.Buffer for logs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a goroutine-safe log of a process's or component's output.
+type syncBuffer = logbuf.Buffer
 
 // browser is a headless Chromium for one test.
 type browser struct {

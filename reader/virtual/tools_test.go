@@ -7,10 +7,10 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/onecard-hub/onecard/internal/logbuf"
 	"github.com/onecard-hub/onecard/internal/pcsctest"
 	"github.com/onecard-hub/onecard/reader/virtual"
 )
@@ -33,23 +33,8 @@ func runTool(t *testing.T, ctx context.Context, name string, args ...string) str
 	return string(out)
 }
 
-// syncBuffer collects a child's output while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a goroutine-safe log of a process's or component's output.
+type syncBuffer = logbuf.Buffer
 
 // pcscScanEvent matches one reader block pcsc_scan prints on a change:
 //
