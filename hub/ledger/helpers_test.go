@@ -1,11 +1,9 @@
 package ledger_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +11,7 @@ import (
 	"github.com/onecard-hub/onecard/hub/store"
 	"github.com/onecard-hub/onecard/hub/store/boltstore"
 	"github.com/onecard-hub/onecard/hub/store/pgstore"
+	"github.com/onecard-hub/onecard/internal/logbuf"
 	"github.com/onecard-hub/onecard/internal/pgtest"
 	"github.com/onecard-hub/onecard/internal/safeenv"
 	"github.com/onecard-hub/onecard/terminal/record"
@@ -60,22 +59,7 @@ var openers = []opener{
 }
 
 // logBuffer is a concurrency-safe log sink.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type logBuffer = logbuf.Buffer
 
 // eachStore runs fn against a ledger on every store; it checks the store's
 // invariants afterwards.
