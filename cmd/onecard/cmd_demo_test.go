@@ -59,7 +59,7 @@ func TestDemoOnce(t *testing.T) {
 				regexp.MustCompile(`pharmacy-01 +medical +1 +12\.34`),
 				regexp.MustCompile(`total +1 +12\.34`),
 				regexp.MustCompile(`subsidy-2026 +subsidy +10000\.00 +200\.00 +200\.00 +1`),
-				regexp.MustCompile(`330100000001 +1 +12\.34 +1 +200\.00 +1 +none`),
+				regexp.MustCompile(`330100000001 +1 +12\.34 +1 +200\.00 +1 +match`),
 				regexp.MustCompile(`demo complete \(--once\)`),
 			} {
 				if !want.MatchString(out) {

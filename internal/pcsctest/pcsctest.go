@@ -1,6 +1,6 @@
 // Package pcsctest runs a private pcscd with vsmartcard's vpcd driver for
-// tests, so simulated cards (see reader/virtual.VPCD) can be driven
-// through the real PC/SC stack.
+// tests (internal/pcscd, bound to a testing.TB), so simulated cards (see
+// reader/virtual.VPCD) can be driven through the real PC/SC stack.
 //
 // Usage:
 //
@@ -9,168 +9,81 @@
 //	go bridge.Run(ctx)
 //	// ... scard.EstablishContext(); ctx.Connect(env.Slots[0].Name, ...)
 //
-// How it works:
-//
-//   - pcscd 1.9.9 always uses the machine-wide socket /run/pcscd/pcscd.comm,
-//     so only one pcscd can run per machine. Start takes an exclusive flock
-//     on LockPath (/tmp/onecard-pcscd.lock) first, so test binaries of
-//     different packages run by `go test ./...` in parallel take turns (and
-//     so do parallel tests in one binary). It waits up to
-//     Options.LockTimeout (default 5 min) and then fails naming the holder.
-//   - Start refuses (t.Fatal) when a pcscd it did not start is running: it
-//     never kills a system or developer pcscd. A pcscd left behind by a
-//     crashed pcsctest run (recognised by its "-c .../onecard-pcsctest-*"
-//     argument) is killed, since the lock proves its owner is gone.
-//   - It writes a reader.conf.d directory (os.MkdirTemp
-//     "onecard-pcsctest-*") configuring Options.Readers vpcd readers. vpcd
-//     reader i listens on CHANNELID 0x8C7B+2i and the next port, i.e.
-//     reader 0 on TCP 35963 and 35964, reader 1 on 35965 and 35966, ...
-//     Reader i > 0 loads its own copy of the vpcd driver (in the temp
-//     directory, outside reader.conf.d): the driver keeps its state in
-//     static variables, so readers sharing one library file would share
-//     slots.
-//     Reader 0 is named "Virtual PCD" (as in the Debian default), reader i
-//     > 0 "Virtual PCD <i+1>" — distinct names, because pcscd 1.9.9 gives
-//     two readers with the same FRIENDLYNAME the same "00 00" names. PC/SC
-//     reader names are "<friendly name> 00 00" and "... 00 01".
-//   - It starts `pcscd -f -c DIR` (plus `-a -d` with Options.Debug) with
-//     output to LogPath, which is printed with t.Log when the test fails,
-//     and waits until scard.ListReaders shows every virtual slot.
-//   - t.Cleanup stops pcscd (SIGTERM, then SIGKILL after 3 s), removes the
-//     /run/pcscd files of a killed pcscd, deletes the config directory and
-//     releases the lock.
-//
-// If pcscd or the vpcd driver is not installed, Start fails the test with
-// the hint "run make deps" — these tests are never skipped.
+// Start takes the machine-wide pcscd lock (test binaries of different
+// packages run by `go test ./...` in parallel take turns), refuses a pcscd
+// it did not start, and fails the test (never skips) when pcscd or the
+// vpcd driver is missing, with the hint "run make deps". t.Cleanup stops
+// pcscd, removes its files and releases the lock; pcscd's log is printed
+// when the test failed. See internal/pcscd for the readers, slots and
+// ports.
 package pcsctest
 
 import (
 	"context"
-	"fmt"
-	"slices"
-	"time"
+	"testing"
 
-	"github.com/ebfe/scard"
+	"github.com/onecard-hub/onecard/internal/pcscd"
 )
 
-// Paths and constants of the harness.
+// Constants of the harness (internal/pcscd's).
 const (
-	// LockPath is the machine-wide lock serialising pcscd users.
-	LockPath = "/tmp/onecard-pcscd.lock"
-	// DriverPath is the vpcd IFD handler installed by vsmartcard-vpcd.
-	DriverPath = "/usr/lib/pcsc/drivers/serial/libifdvpcd.so"
-	// RunDir holds pcscd's socket and pid file (fixed in pcscd 1.9.9).
-	RunDir = "/run/pcscd"
-	// FirstChannel is CHANNELID (= TCP port) of reader 0's first slot.
-	FirstChannel = 0x8C7B
-	// MaxReaders bounds Options.Readers (pcsc-lite allows 16 slots).
-	MaxReaders = 8
+	LockPath     = pcscd.LockPath
+	DriverPath   = pcscd.DriverPath
+	RunDir       = pcscd.RunDir
+	FirstChannel = pcscd.FirstChannel
+	MaxReaders   = pcscd.MaxReaders
 )
 
-// Options configures Start. The zero value starts one vpcd reader (two
-// slots) without debug logging.
-type Options struct {
-	// Readers is the number of vpcd readers, two slots each. Default 1,
-	// at most MaxReaders.
-	Readers int
-	// Debug runs pcscd with -a -d (APDU and debug logging into LogPath).
-	Debug bool
-	// LockTimeout bounds the wait for LockPath. Default 5 min.
-	LockTimeout time.Duration
-	// StartTimeout bounds the wait for pcscd to list the readers.
-	// Default 15 s.
-	StartTimeout time.Duration
-}
+// Options configures Start (Owner defaults to the test's name).
+type Options = pcscd.Options
 
 // Slot is one virtual card slot of the private pcscd.
-type Slot struct {
-	// Name is the PC/SC reader name, e.g. "Virtual PCD 00 00".
-	Name string
-	// Addr is where the card side connects: "127.0.0.1:35963", ...
-	Addr string
-	// Port is Addr's TCP port.
-	Port int
-	// Index is the slot's position in SCardListReaders order (the number
-	// opensc-tool -r takes).
-	Index int
+type Slot = pcscd.Slot
+
+// Env is a running private pcscd with vpcd readers.
+type Env struct {
+	*pcscd.Daemon
 }
 
-// slotsFor returns the slots Options.Readers readers give.
-func slotsFor(readers int) []Slot {
-	var slots []Slot
-	for i := range readers {
-		for s := range 2 {
-			port := FirstChannel + 2*i + s
-			slots = append(slots, Slot{
-				Name:  fmt.Sprintf("%s %02X %02X", friendlyName(i), 0, s),
-				Addr:  fmt.Sprintf("127.0.0.1:%d", port),
-				Port:  port,
-				Index: len(slots),
-			})
+// Start starts pcscd with Options.Readers vpcd readers and waits until
+// they are listed; everything is undone by tb.Cleanup. It fails the test
+// when pcscd is missing, when a foreign pcscd runs, or when pcscd does
+// not come up in time.
+func Start(tb testing.TB, opts Options) *Env {
+	tb.Helper()
+	if opts.Owner == "" {
+		opts.Owner = "test " + tb.Name()
+	}
+	d, err := pcscd.Start(context.Background(), opts)
+	if err != nil {
+		tb.Fatalf("pcsctest: %v (run make deps if something is not installed)", err)
+	}
+	tb.Cleanup(func() {
+		if tb.Failed() {
+			tb.Logf("pcsctest: pcscd log %s:\n%s", d.LogPath, d.LogTail(64<<10))
 		}
-	}
-	return slots
+		d.Close()
+	})
+	return &Env{d}
 }
 
-func friendlyName(i int) string {
-	if i == 0 {
-		return "Virtual PCD"
-	}
-	return fmt.Sprintf("Virtual PCD %d", i+1)
+// Stop stops pcscd (SIGTERM, then SIGKILL) and waits for it to exit; the
+// lock stays held. Clients then get scard.ErrNoService.
+func (e *Env) Stop(tb testing.TB) {
+	tb.Helper()
+	e.Daemon.Stop()
 }
 
-// readerConf returns the reader.conf text for vpcd readers, one per entry
-// of libs: reader i loads the driver at libs[i]. The vpcd driver keeps its
-// slots in static variables, so two readers loaded from the same file
-// share them and only one reader's slots ever see a card; every reader
-// beyond the first therefore needs its own copy of the library (see
-// driverCopies).
-func readerConf(libs []string) string {
-	var s string
-	for i, lib := range libs {
-		ch := FirstChannel + 2*i
-		s += fmt.Sprintf("FRIENDLYNAME \"%s\"\nDEVICENAME   /dev/null:0x%X\nLIBPATH      %s\nCHANNELID    0x%X\n\n",
-			friendlyName(i), ch, lib, ch)
+// Restart stops pcscd if it runs and starts it again with the same
+// configuration, waiting until the readers are listed. Cards connected
+// through vpcd lose their connection and have to redial.
+func (e *Env) Restart(tb testing.TB) {
+	tb.Helper()
+	if err := e.Daemon.Restart(); err != nil {
+		tb.Fatalf("pcsctest: %v", err)
 	}
-	return s
 }
 
 // WaitCard waits until the PC/SC reader name reports a card present
-// (present = true) or empty, using SCardGetStatusChange, and returns the
-// reader's last event state (event counter in the upper 16 bits). It
-// returns ctx's error if that does not happen before ctx is done.
-func WaitCard(ctx context.Context, name string, present bool) (scard.StateFlag, error) {
-	sc, err := scard.EstablishContext()
-	if err != nil {
-		return 0, fmt.Errorf("wait for card in %q: %w", name, err)
-	}
-	defer func() { _ = sc.Release() }()
-	rs := []scard.ReaderState{{Reader: name, CurrentState: scard.StateUnaware}}
-	for {
-		switch err := sc.GetStatusChange(rs, 100*time.Millisecond); err {
-		case nil:
-			ev := rs[0].EventState
-			if (ev&scard.StatePresent != 0) == present {
-				return ev, nil
-			}
-			rs[0].CurrentState = ev
-		case scard.ErrTimeout:
-		default:
-			return 0, fmt.Errorf("wait for card in %q: %w", name, err)
-		}
-		if ctx.Err() != nil {
-			return rs[0].EventState, fmt.Errorf("wait for card present=%v in %q (state %#x): %w",
-				present, name, uint32(rs[0].EventState), ctx.Err())
-		}
-	}
-}
-
-// hasAll reports whether got contains every slot name.
-func hasAll(got []string, slots []Slot) bool {
-	for _, s := range slots {
-		if !slices.Contains(got, s.Name) {
-			return false
-		}
-	}
-	return true
-}
+// (present = true) or empty; see pcscd.WaitCard.
+var WaitCard = pcscd.WaitCard

@@ -1,6 +1,6 @@
 //go:build linux
 
-package pcsctest
+package pcscd
 
 import (
 	"context"
@@ -51,12 +51,16 @@ func TestPCSCHarness(t *testing.T) {
 	var pid int
 	var logPath string
 	t.Run("env", func(t *testing.T) {
-		env := Start(t, Options{Readers: 2, Debug: true})
+		env, err := Start(context.Background(), Options{Readers: 2, Debug: true, Owner: t.Name()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(env.Close)
 		pid, logPath = env.PID(), env.LogPath
 		if pid == 0 {
 			t.Fatal("PID() = 0 while running")
 		}
-		names, err := listReaders()
+		names, err := ListReaders()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -82,15 +86,17 @@ func TestPCSCHarness(t *testing.T) {
 			t.Fatalf("WaitCard(present) on an empty slot: %v, want deadline exceeded", err)
 		}
 
-		env.Stop(t)
+		env.Stop()
 		if env.PID() != 0 {
 			t.Fatal("PID() != 0 after Stop")
 		}
 		if _, err := scard.EstablishContext(); !errors.Is(err, scard.ErrNoService) {
 			t.Fatalf("EstablishContext after Stop: %v, want ErrNoService", err)
 		}
-		env.Restart(t)
-		if _, err := listReaders(); err != nil {
+		if err := env.Restart(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ListReaders(); err != nil {
 			t.Fatalf("after Restart: %v", err)
 		}
 		if !strings.Contains(env.Log(), "pcsc-lite") {
@@ -109,7 +115,7 @@ func TestPCSCHarness(t *testing.T) {
 	if _, err := os.Stat(logPath); !os.IsNotExist(err) {
 		t.Errorf("temp dir after cleanup: %v", err)
 	}
-	unlock, err := lock("check", 5*time.Minute)
+	unlock, err := Lock(context.Background(), "check", 5*time.Minute)
 	if err != nil {
 		t.Fatalf("lock not released: %v", err)
 	}
@@ -117,13 +123,13 @@ func TestPCSCHarness(t *testing.T) {
 }
 
 func TestPCSCLock(t *testing.T) {
-	unlock, err := lock("holder-test", time.Minute)
+	unlock, err := Lock(context.Background(), "holder-test", time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer unlock()
-	_, err = lock("waiter", 100*time.Millisecond)
-	if err == nil || !strings.Contains(err.Error(), "holder-test") {
+	_, err = Lock(context.Background(), "waiter", 100*time.Millisecond)
+	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "holder-test") {
 		t.Fatalf("second lock: %v, want a timeout naming the holder", err)
 	}
 }
@@ -137,7 +143,7 @@ func startRawPcscd(t *testing.T, dir string) *exec.Cmd {
 	if err := os.WriteFile(filepath.Join(dir, "vpcd"), []byte(readerConf([]string{DriverPath})), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	path, err := pcscdPath()
+	path, err := Find()
 	if err != nil {
 		t.Fatalf("%v (run make deps)", err)
 	}
@@ -160,7 +166,7 @@ func startRawPcscd(t *testing.T, dir string) *exec.Cmd {
 	})
 	// Wait until it answers.
 	for i := 0; i < 250; i++ {
-		if _, err := listReaders(); err == nil {
+		if _, err := ListReaders(); err == nil {
 			return cmd
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -175,11 +181,11 @@ func TestPCSCForeignAndStale(t *testing.T) {
 		dirPrefix string
 		wantErr   string // "" = the stale pcscd is killed
 	}{
-		{"foreign pcscd is refused", "someone-else-", "not started by pcsctest"},
-		{"stale pcsctest pcscd is killed", marker, ""},
+		{"foreign pcscd is refused", "someone-else-", "not started by onecard"},
+		{"stale pcsctest pcscd is killed", Marker, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			unlock, err := lock(t.Name(), 5*time.Minute)
+			unlock, err := Lock(context.Background(), t.Name(), 5*time.Minute)
 			if err != nil {
 				t.Fatal(err)
 			}

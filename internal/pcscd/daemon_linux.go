@@ -1,217 +1,244 @@
 //go:build linux
 
-package pcsctest
+package pcscd
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
-	"testing"
 	"time"
 
 	"github.com/ebfe/scard"
 )
 
-// marker is part of every config directory pcsctest creates; a pcscd
-// whose command line contains it was started by pcsctest.
-const marker = "onecard-pcsctest-"
-
-// Env is a running private pcscd with vpcd readers.
-type Env struct {
+// Daemon is a running private pcscd with vpcd readers, started by Start.
+type Daemon struct {
 	// Slots lists the virtual slots, reader by reader.
 	Slots []Slot
+	// Dir is the daemon's temporary directory (configuration, drivers,
+	// log), removed by Close.
+	Dir string
 	// ConfDir is the reader.conf.d directory given to pcscd -c.
 	ConfDir string
 	// LogPath is pcscd's output (with -a -d when Options.Debug).
 	LogPath string
 
-	opts Options
-	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd has exited
+	opts   Options
+	path   string
+	unlock func()
+	cmd    *exec.Cmd
+	done   chan struct{} // closed when cmd has exited
 }
 
-// Start locks LockPath, starts pcscd with Options.Readers vpcd readers
-// and waits until they are listed. Everything is undone by tb.Cleanup.
-// It fails the test (never skips) when pcscd is missing, when a foreign
-// pcscd runs, or when pcscd does not come up in time.
-func Start(tb testing.TB, opts Options) *Env {
-	tb.Helper()
-	if opts.Readers <= 0 {
-		opts.Readers = 1
-	}
+// Start takes the machine-wide lock (waiting up to Options.LockTimeout),
+// kills a pcscd left behind by an earlier Start whose process died,
+// writes the vpcd configuration, starts `pcscd -f -c DIR` and waits until
+// every slot is listed. Close undoes all of it. Errors: ErrNotInstalled,
+// ErrForeign (a pcscd this package did not start is running: it is never
+// killed), ErrLocked, and start-up failures (with the log's tail).
+func Start(ctx context.Context, opts Options) (_ *Daemon, err error) {
+	opts = opts.withDefaults()
 	if opts.Readers > MaxReaders {
-		tb.Fatalf("pcsctest: %d readers requested, at most %d", opts.Readers, MaxReaders)
+		return nil, fmt.Errorf("start pcscd: %d readers requested, at most %d", opts.Readers, MaxReaders)
 	}
-	if opts.LockTimeout <= 0 {
-		opts.LockTimeout = 5 * time.Minute
-	}
-	if opts.StartTimeout <= 0 {
-		opts.StartTimeout = 15 * time.Second
-	}
-	if _, err := pcscdPath(); err != nil {
-		tb.Fatalf("pcsctest: %v (run make deps)", err)
+	path, err := Find()
+	if err != nil {
+		return nil, err
 	}
 	if _, err := os.Stat(DriverPath); err != nil {
-		tb.Fatalf("pcsctest: vpcd driver missing: %v (run make deps: package vsmartcard-vpcd)", err)
+		return nil, fmt.Errorf("%w: vpcd driver %s (Debian package vsmartcard-vpcd; make deps)", ErrNotInstalled, DriverPath)
 	}
-
-	unlock, err := lock(tb.Name(), opts.LockTimeout)
-	if err != nil {
-		tb.Fatalf("pcsctest: %v", err)
-	}
-	tb.Cleanup(unlock)
-
-	if err := clearStale(); err != nil {
-		tb.Fatalf("pcsctest: %v", err)
-	}
-	dir, err := os.MkdirTemp("", marker+"*")
-	if err != nil {
-		tb.Fatalf("pcsctest: %v", err)
-	}
-	tb.Cleanup(func() { _ = os.RemoveAll(dir) })
-	e := &Env{
-		Slots:   slotsFor(opts.Readers),
-		ConfDir: filepath.Join(dir, "reader.conf.d"),
-		LogPath: filepath.Join(dir, "pcscd.log"),
-		opts:    opts,
-	}
-	if err := os.Mkdir(e.ConfDir, 0o755); err != nil {
-		tb.Fatalf("pcsctest: %v", err)
-	}
-	libs, err := driverCopies(dir, opts.Readers)
-	if err != nil {
-		tb.Fatalf("pcsctest: %v", err)
-	}
-	if err := os.WriteFile(filepath.Join(e.ConfDir, "vpcd"), []byte(readerConf(libs)), 0o644); err != nil {
-		tb.Fatalf("pcsctest: %v", err)
-	}
-	// Registered after the unlock cleanup, so it runs before it.
-	tb.Cleanup(func() {
-		e.stop()
-		if tb.Failed() {
-			tb.Logf("pcsctest: pcscd log %s:\n%s", e.LogPath, e.logTail(64<<10))
+	d := &Daemon{Slots: slotsFor(opts.Readers), opts: opts, path: path}
+	defer func() {
+		if err != nil {
+			d.Close()
 		}
-	})
-	if err := e.start(); err != nil {
-		tb.Fatalf("pcsctest: %v\npcscd log:\n%s", err, e.logTail(16<<10))
+	}()
+	if d.unlock, err = Lock(ctx, opts.Owner, opts.LockTimeout); err != nil {
+		return nil, err
 	}
-	return e
+	if err := clearStale(); err != nil {
+		return nil, err
+	}
+	if d.Dir, err = os.MkdirTemp("", Marker+"*"); err != nil {
+		return nil, fmt.Errorf("start pcscd: %w", err)
+	}
+	d.ConfDir, d.LogPath = filepath.Join(d.Dir, "reader.conf.d"), filepath.Join(d.Dir, "pcscd.log")
+	if err := os.Mkdir(d.ConfDir, 0o755); err != nil {
+		return nil, fmt.Errorf("start pcscd: %w", err)
+	}
+	libs, err := driverCopies(d.Dir, opts.Readers)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(d.ConfDir, "vpcd"), []byte(readerConf(libs)), 0o644); err != nil {
+		return nil, fmt.Errorf("start pcscd: %w", err)
+	}
+	if err := d.start(); err != nil {
+		return nil, fmt.Errorf("%w\npcscd log:\n%s", err, d.LogTail(16<<10))
+	}
+	return d, nil
 }
 
-// Stop stops pcscd (SIGTERM, then SIGKILL) and waits for it to exit; the
-// lock stays held. Clients then get scard.ErrNoService. Stopping a
-// stopped pcscd does nothing.
-func (e *Env) Stop(tb testing.TB) {
-	tb.Helper()
-	e.stop()
+// Stop stops pcscd (SIGTERM, then SIGKILL after 3 s) and waits for it to
+// exit; the lock stays held and Restart starts it again. Clients then get
+// scard.ErrNoService. Stopping a stopped pcscd does nothing.
+func (d *Daemon) Stop() {
+	if !d.running() {
+		return
+	}
+	pid := d.cmd.Process.Pid
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(3 * time.Second):
+		_ = d.cmd.Process.Kill()
+		<-d.done
+	}
+	removeRunFiles(pid)
 }
 
 // Restart stops pcscd if it runs and starts it again with the same
 // configuration, waiting until the readers are listed. Cards connected
 // through vpcd lose their connection and have to redial.
-func (e *Env) Restart(tb testing.TB) {
-	tb.Helper()
-	e.stop()
-	if err := e.start(); err != nil {
-		tb.Fatalf("pcsctest: restart: %v\npcscd log:\n%s", err, e.logTail(16<<10))
+func (d *Daemon) Restart() error {
+	d.Stop()
+	if err := d.start(); err != nil {
+		return fmt.Errorf("restart pcscd: %w\npcscd log:\n%s", err, d.LogTail(16<<10))
+	}
+	return nil
+}
+
+// Close stops pcscd, removes Dir and releases the lock. It may be called
+// more than once.
+func (d *Daemon) Close() {
+	d.Stop()
+	if d.Dir != "" {
+		_ = os.RemoveAll(d.Dir)
+		d.Dir = ""
+	}
+	if d.unlock != nil {
+		d.unlock()
+		d.unlock = nil
 	}
 }
 
 // PID returns pcscd's process id, or 0 when it is not running.
-func (e *Env) PID() int {
-	if e.cmd == nil || !e.running() {
+func (d *Daemon) PID() int {
+	if !d.running() {
 		return 0
 	}
-	return e.cmd.Process.Pid
+	return d.cmd.Process.Pid
 }
 
 // Log returns pcscd's output so far.
-func (e *Env) Log() string { return e.logTail(1 << 30) }
+func (d *Daemon) Log() string { return d.LogTail(1 << 30) }
 
-func (e *Env) running() bool {
-	if e.done == nil {
+// LogTail returns the last n bytes of pcscd's output.
+func (d *Daemon) LogTail(n int) string {
+	b, err := os.ReadFile(d.LogPath)
+	if err != nil {
+		return "(no log: " + err.Error() + ")"
+	}
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
+}
+
+func (d *Daemon) running() bool {
+	if d.done == nil {
 		return false
 	}
 	select {
-	case <-e.done:
+	case <-d.done:
 		return false
 	default:
 		return true
 	}
 }
 
-func (e *Env) start() error {
-	path, err := pcscdPath()
-	if err != nil {
-		return err
-	}
+func (d *Daemon) start() error {
 	// vpcd listens on fixed ports inside the kernel's ephemeral range:
-	// any outgoing connection of a test running in parallel may hold one
-	// of them, and that vpcd slot then never appears. Keep the kernel
+	// any outgoing connection of a process running in parallel may hold
+	// one of them, and that vpcd slot then never appears. Keep the kernel
 	// from handing them out (as root), and wait for the ones in use.
-	reservePorts(e.Slots)
-	if err := waitPortsFree(e.Slots, e.opts.StartTimeout); err != nil {
+	reservePorts(d.Slots)
+	if err := waitPortsFree(d.Slots, d.opts.StartTimeout); err != nil {
 		return err
 	}
-	logf, err := os.OpenFile(e.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logf, err := os.OpenFile(d.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
 	defer logf.Close()
-	args := []string{"-f", "-c", e.ConfDir}
-	if e.opts.Debug {
+	args := []string{"-f", "-c", d.ConfDir}
+	if d.opts.Debug {
 		args = append(args, "-a", "-d")
 	}
-	cmd := exec.Command(path, args...)
+	cmd := exec.Command(d.path, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	// pcscd dies with the test binary even when cleanups cannot run
-	// (test timeout, os.Exit in a test).
+	// pcscd dies with this process even when it cannot clean up (a test
+	// timeout, os.Exit, SIGKILL). Pdeathsig fires when the forking
+	// *thread* ends, so the fork happens on a goroutine that keeps its
+	// thread until pcscd has exited.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start pcscd: %w", err)
-	}
-	e.cmd = cmd
-	e.done = make(chan struct{})
-	go func(done chan struct{}) {
+	started := make(chan error, 1)
+	done := make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
 		_ = cmd.Wait()
 		close(done)
-	}(e.done)
-	return e.waitReady()
+	}()
+	if err := <-started; err != nil {
+		return fmt.Errorf("start pcscd: %w", err)
+	}
+	d.cmd, d.done = cmd, done
+	return d.waitReady()
 }
 
 // waitReady waits until scard lists every slot or pcscd exits.
-func (e *Env) waitReady() error {
-	deadline := time.Now().Add(e.opts.StartTimeout)
+func (d *Daemon) waitReady() error {
+	deadline := time.Now().Add(d.opts.StartTimeout)
 	var last error
 	for time.Now().Before(deadline) {
 		select {
-		case <-e.done:
-			return fmt.Errorf("pcscd exited during start-up: %v", e.cmd.ProcessState)
+		case <-d.done:
+			return fmt.Errorf("pcscd exited during start-up: %v", d.cmd.ProcessState)
 		default:
 		}
-		names, err := listReaders()
-		if err == nil && hasAll(names, e.Slots) {
+		names, err := ListReaders()
+		if err == nil && hasAll(names, d.Slots) {
 			return nil
 		}
 		if err == nil {
-			err = fmt.Errorf("readers %q, want all of %q", names, slotNames(e.Slots))
+			err = fmt.Errorf("readers %q, want all of %q", names, slotNames(d.Slots))
 		}
 		last = err
 		time.Sleep(20 * time.Millisecond)
 	}
-	e.stop()
-	return fmt.Errorf("pcscd not ready after %v: %v", e.opts.StartTimeout, last)
+	d.Stop()
+	return fmt.Errorf("pcscd not ready after %v: %v", d.opts.StartTimeout, last)
 }
 
-func listReaders() ([]string, error) {
+// ListReaders lists the PC/SC readers of the running pcscd.
+func ListReaders() ([]string, error) {
 	sc, err := scard.EstablishContext()
 	if err != nil {
 		return nil, err
@@ -220,28 +247,89 @@ func listReaders() ([]string, error) {
 	return sc.ListReaders()
 }
 
-func slotNames(slots []Slot) []string {
-	names := make([]string, len(slots))
-	for i, s := range slots {
-		names[i] = s.Name
+// Running reports whether a pcscd answers.
+func Running() bool {
+	sc, err := scard.EstablishContext()
+	if err != nil {
+		return false
 	}
-	return names
+	_ = sc.Release()
+	return true
 }
 
-// stop terminates pcscd and removes the run files a SIGKILL leaves.
-func (e *Env) stop() {
-	if !e.running() {
-		return
+// Find returns the pcscd binary's path. Errors: ErrNotInstalled.
+func Find() (string, error) {
+	if p, err := exec.LookPath("pcscd"); err == nil {
+		return p, nil
 	}
-	pid := e.cmd.Process.Pid
-	_ = e.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-e.done:
-	case <-time.After(3 * time.Second):
-		_ = e.cmd.Process.Kill()
-		<-e.done
+	for _, p := range []string{"/usr/sbin/pcscd", "/usr/local/sbin/pcscd"} {
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
 	}
-	removeRunFiles(pid)
+	return "", fmt.Errorf("%w: pcscd (Debian package pcscd; make deps)", ErrNotInstalled)
+}
+
+// Lock takes the exclusive flock on LockPath, polling until timeout or
+// ctx's end, and records owner in the file for whoever waits next.
+// Errors: ErrLocked (naming the holder).
+func Lock(ctx context.Context, owner string, timeout time.Duration) (unlock func(), err error) {
+	f, err := os.OpenFile(LockPath, os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		return nil, fmt.Errorf("open pcscd lock: %w", err)
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", LockPath, err)
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			holder, _ := os.ReadFile(LockPath)
+			f.Close()
+			return nil, fmt.Errorf("%w: waited %v for %s, held by %s", ErrLocked, timeout, LockPath, strings.TrimSpace(string(holder)))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	_ = f.Truncate(0)
+	_, _ = f.WriteAt([]byte(fmt.Sprintf("pid %d (%s) %s\n", os.Getpid(), filepath.Base(os.Args[0]), owner)), 0)
+	return func() {
+		_ = f.Truncate(0)
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		_ = f.Close()
+	}, nil
+}
+
+// clearStale refuses a foreign pcscd and kills one left behind by a
+// crashed Start. The caller holds the lock.
+func clearStale() error {
+	pids := pcscdProcesses()
+	if b, err := os.ReadFile(filepath.Join(RunDir, "pcscd.pid")); err == nil {
+		if p, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && !slices.Contains(pids, p) {
+			if alive(p) && procComm(p) == "pcscd" {
+				pids = append(pids, p)
+			}
+		}
+	}
+	for _, p := range pids {
+		cmdline := procCmdline(p)
+		if !strings.Contains(cmdline, Marker) {
+			return fmt.Errorf("%w (pid %d: %s); only one pcscd can run per machine — stop it (e.g. kill %d) and retry",
+				ErrForeign, p, cmdline, p)
+		}
+		if err := syscall.Kill(p, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+			return fmt.Errorf("kill stale pcscd %d: %w", p, err)
+		}
+		for i := 0; i < 100 && alive(p) && procComm(p) == "pcscd"; i++ {
+			time.Sleep(20 * time.Millisecond)
+		}
+		removeRunFiles(p)
+	}
+	return nil
 }
 
 // removeRunFiles deletes /run/pcscd's pid file and socket if they belong
@@ -256,90 +344,6 @@ func removeRunFiles(pid int) {
 	}
 	_ = os.Remove(filepath.Join(RunDir, "pcscd.comm"))
 	_ = os.Remove(filepath.Join(RunDir, "pcscd.pid"))
-}
-
-func (e *Env) logTail(n int) string {
-	b, err := os.ReadFile(e.LogPath)
-	if err != nil {
-		return "(no log: " + err.Error() + ")"
-	}
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return string(b)
-}
-
-func pcscdPath() (string, error) {
-	if p, err := exec.LookPath("pcscd"); err == nil {
-		return p, nil
-	}
-	for _, p := range []string{"/usr/sbin/pcscd", "/usr/local/sbin/pcscd"} {
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-	}
-	return "", errors.New("pcscd not installed")
-}
-
-// lock takes the exclusive flock on LockPath, polling until timeout.
-func lock(who string, timeout time.Duration) (unlock func(), err error) {
-	f, err := os.OpenFile(LockPath, os.O_CREATE|os.O_RDWR, 0o666)
-	if err != nil {
-		return nil, fmt.Errorf("open lock: %w", err)
-	}
-	deadline := time.Now().Add(timeout)
-	for {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
-			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", LockPath, err)
-		}
-		if time.Now().After(deadline) {
-			holder, _ := os.ReadFile(LockPath)
-			f.Close()
-			return nil, fmt.Errorf("waited %v for %s (held by %s); another test binary is using pcscd — rerun, or raise Options.LockTimeout",
-				timeout, LockPath, strings.TrimSpace(string(holder)))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	_ = f.Truncate(0)
-	_, _ = f.WriteAt([]byte(fmt.Sprintf("pid %d (%s) test %s\n", os.Getpid(), filepath.Base(os.Args[0]), who)), 0)
-	return func() {
-		_ = f.Truncate(0)
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		_ = f.Close()
-	}, nil
-}
-
-// clearStale refuses a foreign pcscd and kills one left behind by a
-// crashed pcsctest run. The caller holds the lock.
-func clearStale() error {
-	pids := pcscdProcesses()
-	if b, err := os.ReadFile(filepath.Join(RunDir, "pcscd.pid")); err == nil {
-		if p, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && !slices.Contains(pids, p) {
-			if alive(p) && procComm(p) == "pcscd" {
-				pids = append(pids, p)
-			}
-		}
-	}
-	for _, p := range pids {
-		cmdline := procCmdline(p)
-		if !strings.Contains(cmdline, marker) {
-			return fmt.Errorf("a pcscd not started by pcsctest is running (pid %d: %s); only one pcscd can run per machine — stop it (e.g. kill %d) and rerun the tests",
-				p, cmdline, p)
-		}
-		if err := syscall.Kill(p, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-			return fmt.Errorf("kill stale pcsctest pcscd %d: %w", p, err)
-		}
-		for i := 0; i < 100 && alive(p) && procComm(p) == "pcscd"; i++ {
-			time.Sleep(20 * time.Millisecond)
-		}
-		removeRunFiles(p)
-	}
-	return nil
 }
 
 // pcscdProcesses lists live (non-zombie) processes named pcscd.
@@ -481,4 +485,11 @@ func waitPortsFree(slots []Slot, timeout time.Duration) error {
 		}
 	}
 	return nil
+}
+func slotNames(slots []Slot) []string {
+	names := make([]string, len(slots))
+	for i, s := range slots {
+		names[i] = s.Name
+	}
+	return names
 }
