@@ -8,10 +8,13 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
+	"github.com/onecard-hub/onecard/apdu"
 	"github.com/onecard-hub/onecard/hub/client"
 	"github.com/onecard-hub/onecard/hub/proof"
 	"github.com/onecard-hub/onecard/internal/simcard"
@@ -100,7 +103,7 @@ const (
 	ClassLost      = "lost"      // refused: card on the lost-card list
 	ClassUnknown   = "unknown"   // outcome unknown (torn, pulled): uncertain record
 	ClassUnsettled = "unsettled" // refused: the card has an unsettled record
-	ClassFull      = "full"      // refused: the journal is full
+	ClassFull      = "full"      // refused: the journal is full (its bound, or the file system's)
 	ClassOffline   = "offline"   // refused: the hub could not authorise
 	ClassReader    = "reader"    // refused: the reader or the card went (nothing moved)
 	ClassError     = "error"     // anything else
@@ -296,7 +299,7 @@ func classify(err error) string {
 		return ClassUnsettled
 	case errors.Is(err, terminal.ErrLostCard):
 		return ClassLost
-	case errors.Is(err, journal.ErrFull):
+	case errors.Is(err, journal.ErrFull), diskFull(err):
 		return ClassFull
 	case errors.As(err, &pe):
 		return ClassWrongPIN
@@ -305,8 +308,26 @@ func classify(err error) string {
 		return ClassReader
 	case errors.Is(err, terminal.ErrNotAuthorised), errors.Is(err, client.ErrUnreachable):
 		return ClassOffline
+	case errors.Is(err, apdu.ErrInsufficientBalance):
+		// INITIALIZE FOR PURCHASE refused a payment above the balance.
+		return ClassDeclined
 	}
 	return ClassError
+}
+
+// diskFull reports a journal write the file system refused: the file
+// size limit (EFBIG) or a full disk (ENOSPC). bbolt formats the errno into
+// its message ("file resize error: truncate ...: file too large") rather
+// than wrapping it, so a journal failure's text is checked too.
+func diskFull(err error) bool {
+	if errors.Is(err, syscall.EFBIG) || errors.Is(err, syscall.ENOSPC) {
+		return true
+	}
+	if !errors.Is(err, terminal.ErrJournal) {
+		return false
+	}
+	msg := err.Error()
+	return strings.Contains(msg, syscall.EFBIG.Error()) || strings.Contains(msg, syscall.ENOSPC.Error())
 }
 
 // drain waits until every journal record is final or uncertain (nothing

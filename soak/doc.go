@@ -29,13 +29,26 @@
 // n-th APDU of an operation (reader/virtual Slot.PullDuring, the vpcd
 // bridge's PullDuring, or a card the serial emulator loses); a torn
 // transaction (the card applies DEBIT or CREDIT, then leaves); wrong PINs;
-// a card reported lost on the hub; a journal that is full (the journal's
-// MaxRecords bound stands in for a full disk: Prepare fails with
-// journal.ErrFull before any APDU moves money); pcscd restarts (the vpcd
+// a card reported lost on the hub; a full disk: one agent runs under a real
+// file size limit (RLIMIT_FSIZE, set with prlimit), so its journal file
+// stops growing early in the run and the commit of Prepare fails (EFBIG)
+// before any APDU moves money, so the kiosk refuses new transactions; a
+// record it already holds may not advance either (a kiosk killed then
+// cannot even recover its journal and stays down), until the closing
+// frees the disk, settles and drains; pcscd restarts (the vpcd
 // bridges redial; an agent that sees reader.ErrServiceDown or
 // reader.ErrReaderGone drops its connections and starts a fresh session);
 // a PostgreSQL restart in the PostgreSQL variant (two hub processes on one
-// database, the agents spread over both).
+// database, the agents spread over both). The next system fault is due a
+// few operations after the previous one ended, so the schedule never
+// builds a backlog, and the injector stops with the agents.
+//
+// Every wait of the campaign is bounded: a reply, a start, a quit, a
+// fault step. A stuck agent is asked for its goroutines (SIGQUIT) and
+// killed, and the test fails naming the agent and the step; a stuck fault
+// step or a campaign with no progress fails naming it, with the test's own
+// goroutines. Agents and hubs die with the campaign (Linux: a parent-death
+// signal), so a killed test leaves none behind.
 //
 // # Reconciliation
 //

@@ -16,10 +16,11 @@ type Proxy struct {
 	ln     net.Listener
 	target string
 
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
-	cuts  int
-	wg    sync.WaitGroup
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	cuts   int
+	closed bool // Close was called: no new connection is tracked
+	wg     sync.WaitGroup
 }
 
 // NewProxy listens on 127.0.0.1 (a free port) and forwards to target
@@ -53,18 +54,24 @@ func (p *Proxy) CutAll() int {
 	return n
 }
 
-// Close stops the proxy and cuts every connection.
+// Close stops the proxy, cuts every connection and waits for its
+// goroutines (a connection still dialling the target is dropped when the
+// dial ends, within 2 s).
 func (p *Proxy) Close() error {
 	err := p.ln.Close()
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
 	p.CutAll()
 	p.wg.Wait()
 	return err
 }
 
+// track adds c to the live connections; false after Close.
 func (p *Proxy) track(c net.Conn) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.conns == nil {
+	if p.closed {
 		return false
 	}
 	p.conns[c] = struct{}{}
@@ -102,8 +109,9 @@ func (p *Proxy) serve(c net.Conn) {
 		return
 	}
 	defer up.Close()
-	p.track(c)
-	p.track(up)
+	if !p.track(c) || !p.track(up) {
+		return
+	}
 	defer p.untrack(c)
 	defer p.untrack(up)
 	done := make(chan struct{}, 2)

@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,6 +27,7 @@ import (
 	"github.com/onecard-hub/onecard/hub/store"
 	"github.com/onecard-hub/onecard/hub/store/boltstore"
 	"github.com/onecard-hub/onecard/hub/store/pgstore"
+	"github.com/onecard-hub/onecard/internal/logbuf"
 	"github.com/onecard-hub/onecard/internal/pcsctest"
 	"github.com/onecard-hub/onecard/internal/pgtest"
 	"github.com/onecard-hub/onecard/internal/simcard"
@@ -94,21 +97,87 @@ func campaignSettings(t *testing.T) settings {
 }
 
 // syncBuffer is a goroutine-safe log of a process's output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
+type syncBuffer = logbuf.Buffer
+
+// journalFileLimit is the file size limit (RLIMIT_FSIZE, set with
+// prlimit) of agent 2, the kiosk whose disk is full: every file it writes
+// stays below it. bbolt grows its file in powers of two from 32 KiB, so
+// the journal cannot pass 32 KiB (a dozen records): a commit that needs
+// more fails (the truncate returns EFBIG; Go ignores SIGXFSZ) and is
+// rolled back. Prepare comes before any money command, so a kiosk whose
+// journal cannot take the record refuses the transaction before the card
+// is touched. A later write of a record already journaled (the TAC after
+// the card answered, an acknowledgement, the recovery after a SIGKILL)
+// can fail the same way: the terminal keeps such a record for settling,
+// and a kiosk that cannot recover stays down. The closing phase frees the
+// disk (restarts the agent without the limit) before it settles and
+// drains, and the reconciliation then finds nothing lost. The agent's
+// other files (card state, client state) stay well below the limit.
+const journalFileLimit = 48 << 10
+
+// Bounds of the campaign's waits: every wait on a process, a reader or
+// the fault injector ends, and a stuck step fails the test naming the
+// agent or the fault and the step, with the stuck process's goroutines.
+const (
+	hubStartTimeout = 30 * time.Second
+	agentStartWait  = 60 * time.Second
+	replyTimeout    = 90 * time.Second // one command (an operation, a settle, a drain)
+	quitTimeout     = 20 * time.Second
+	dumpWait        = 5 * time.Second // for a SIGQUIT goroutine dump
+	waitDelay       = 5 * time.Second // exec.Cmd.WaitDelay: output copying after exit
+	// faultStepTimeout bounds one fault step (a PostgreSQL restart may
+	// take pg_ctl's 60 s to stop and 60 s to start).
+	faultStepTimeout = 3 * time.Minute
+	// agentGrace is how long after the deadline (or the last operation of
+	// the short variant) the agents may take to finish their last
+	// operation: a reply, a kill and restart, a card presentation.
+	agentGrace = replyTimeout + agentStartWait + 2*time.Minute
+)
+
+// dumpAndKill asks a Go child process for its goroutines (SIGQUIT makes
+// it print them to its stderr and exit), waits for it up to dumpWait and
+// then kills it. done is closed when the process has exited (its Wait
+// returned); the wait after SIGKILL is bounded by exec.Cmd.WaitDelay.
+func dumpAndKill(cmd *exec.Cmd, done <-chan struct{}) {
+	_ = cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-done:
+		return
+	case <-time.After(dumpWait):
+	}
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	<-done
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
+// tail returns the last n bytes of s.
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
 }
 
-func (s *syncBuffer) String() string {
+// step is what a goroutine of the campaign is doing now, for the message
+// of a watchdog.
+type step struct {
+	mu    sync.Mutex
+	what  string
+	since time.Time
+}
+
+func (s *step) set(format string, args ...any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.b.String()
+	s.what, s.since = fmt.Sprintf(format, args...), time.Now()
+}
+
+func (s *step) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.what == "" {
+		return "idle"
+	}
+	return fmt.Sprintf("%s (for %v)", s.what, time.Since(s.since).Round(time.Second))
 }
 
 // hubProc is one "onecard hub" process.
@@ -116,12 +185,28 @@ type hubProc struct {
 	bin, addr string
 	args      []string
 	cmd       *exec.Cmd
+	done      chan struct{} // closed when cmd has exited (after Wait)
 	out       syncBuffer
+	killed    bool // by the campaign (kill9), not on its own
 }
 
+// exited reports whether the hub process has ended.
+func (h *hubProc) exited() bool {
+	select {
+	case <-h.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// start starts the hub and waits until it listens (at most
+// hubStartTimeout); a hub that does not come up is killed.
 func (h *hubProc) start() error {
 	cmd := exec.Command(h.bin, h.args...)
 	cmd.Env = append(os.Environ(), "GODEBUG=cpu.adx=off", "FORCE_SM4BLOCK_AESNI=1")
+	cmd.SysProcAttr = childAttr()
+	cmd.WaitDelay = waitDelay
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return err
@@ -130,7 +215,8 @@ func (h *hubProc) start() error {
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	h.cmd = cmd
+	done := make(chan struct{})
+	h.cmd, h.done, h.killed = cmd, done, false
 	ready := make(chan bool, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -145,34 +231,39 @@ func (h *hubProc) start() error {
 		if !ok {
 			ready <- false
 		}
+		_ = cmd.Wait() // after the last read (see exec.Cmd.StdoutPipe)
+		close(done)
 	}()
 	select {
 	case ok := <-ready:
-		if !ok {
-			return fmt.Errorf("hub did not start:\n%s", h.out.String())
+		if ok {
+			return nil
 		}
-	case <-time.After(30 * time.Second):
-		return fmt.Errorf("hub did not start in 30 s:\n%s", h.out.String())
+		h.kill9()
+		return fmt.Errorf("hub %s did not start:\n%s", h.addr, h.out.String())
+	case <-time.After(hubStartTimeout):
+		dumpAndKill(cmd, done)
+		return fmt.Errorf("hub %s did not start in %v:\n%s", h.addr, hubStartTimeout, h.out.String())
 	}
-	return nil
 }
 
 func (h *hubProc) kill9() {
+	h.killed = true
 	_ = h.cmd.Process.Signal(syscall.SIGKILL)
-	_ = h.cmd.Wait()
+	<-h.done // bounded: SIGKILL, then WaitDelay
 }
 
+// stop stops the hub (SIGTERM; a goroutine dump and SIGKILL after 15 s).
 func (h *hubProc) stop() {
-	if h.cmd == nil || h.cmd.ProcessState != nil {
+	if h.cmd == nil || h.exited() {
 		return
 	}
+	h.killed = true
 	_ = h.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = h.cmd.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-h.done:
 	case <-time.After(15 * time.Second):
-		h.kill9()
+		dumpAndKill(h.cmd, h.done)
 	}
 }
 
@@ -182,20 +273,49 @@ type agentProc struct {
 	kind   string        // the reader kind
 	remote *remoteReader // the campaign's side of a pcscd or serial reader
 	hub    int           // the hub (and proxy) it syncs with
+	wrap   []string      // a command line the agent runs under (prlimit)
 	cmd    *exec.Cmd
+	done   chan struct{} // closed when cmd has exited (after Wait)
 	in     io.WriteCloser
 	lines  chan string
 	stderr syncBuffer
 	kills  int
+	step   step // what the campaign's goroutine for this agent is doing
+
+	mu sync.Mutex // guards cmd, lines and done for other goroutines (kill)
 }
 
+// kill asks the agent for its goroutines and kills it (dumpAndKill),
+// dropping what it still writes on stdout so that its reader, and so its
+// Wait, can finish. Safe from any goroutine.
+func (a *agentProc) kill() {
+	a.mu.Lock()
+	cmd, lines, done := a.cmd, a.lines, a.done
+	a.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	go func() {
+		for range lines {
+		}
+	}()
+	dumpAndKill(cmd, done)
+}
+
+func (a *agentProc) name() string { return fmt.Sprintf("agent %s (%s)", a.cfg.TerminalID, a.kind) }
+
+// start starts the agent process and waits for its "ready" (at most
+// agentStartWait).
 func (a *agentProc) start() error {
 	cfg, err := json.Marshal(a.cfg)
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	args := append(append([]string(nil), a.wrap...), os.Args[0], "-test.run=^$")
+	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Env = append(os.Environ(), agentEnv+"="+string(cfg), "GODEBUG=cpu.adx=off", "FORCE_SM4BLOCK_AESNI=1")
+	cmd.SysProcAttr = childAttr()
+	cmd.WaitDelay = waitDelay
 	cmd.Stderr = &a.stderr
 	if a.in, err = cmd.StdinPipe(); err != nil {
 		return err
@@ -207,52 +327,82 @@ func (a *agentProc) start() error {
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	a.cmd = cmd
 	lines := make(chan string, 4)
-	a.lines = lines
+	done := make(chan struct{})
+	a.mu.Lock()
+	a.cmd, a.lines, a.done = cmd, lines, done
+	a.mu.Unlock()
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
 			lines <- sc.Text()
 		}
 		close(lines)
+		// Wait only after the last read (see exec.Cmd.StdoutPipe).
+		_ = cmd.Wait()
+		close(done)
 	}()
-	r, err := a.read(60 * time.Second)
+	r, err := a.read("start", agentStartWait)
 	if err != nil {
 		return err
 	}
 	if r.Class != "ready" {
-		return fmt.Errorf("agent %s: %+v", a.cfg.TerminalID, r)
+		return fmt.Errorf("%s: start: %+v", a.name(), r)
 	}
 	return nil
 }
 
-func (a *agentProc) read(timeout time.Duration) (soak.Reply, error) {
+// read waits for the agent's next reply, at most timeout. An agent that
+// does not answer in time is stuck: its goroutines are dumped and it is
+// killed, and the error names the agent and the step (what) and holds
+// the dump.
+func (a *agentProc) read(what string, timeout time.Duration) (soak.Reply, error) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
 	select {
 	case l, ok := <-a.lines:
 		if !ok {
-			_ = a.cmd.Wait()
-			return soak.Reply{}, fmt.Errorf("agent %s exited: %s", a.cfg.TerminalID, a.stderr.String())
+			<-a.done // bounded: the process's output ended; WaitDelay
+			return soak.Reply{}, fmt.Errorf("%s exited during %s (%v): %s", a.name(), what, a.cmd.ProcessState, tail(a.stderr.String(), 8<<10))
 		}
 		var r soak.Reply
-		err := json.Unmarshal([]byte(l), &r)
-		return r, err
-	case <-time.After(timeout):
-		return soak.Reply{}, fmt.Errorf("agent %s: no reply in %v", a.cfg.TerminalID, timeout)
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			return soak.Reply{}, fmt.Errorf("%s: %s: bad reply %q: %w", a.name(), what, l, err)
+		}
+		return r, nil
+	case <-t.C:
+		a.kill()
+		return soak.Reply{}, fmt.Errorf("%s stuck: no reply to %s in %v; killed it; its stderr and goroutines:\n%s",
+			a.name(), what, timeout, tail(a.stderr.String(), 64<<10))
 	}
 }
 
 func (a *agentProc) send(c soak.Command) error {
-	b, _ := json.Marshal(c)
-	_, err := a.in.Write(append(b, '\n'))
-	return err
+	b, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	// The agent reads one line per command; a line never fills the pipe,
+	// so the write does not block on a live agent, and fails on a dead one.
+	if _, err := a.in.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("%s: send %s: %w", a.name(), c.Op, err)
+	}
+	return nil
+}
+
+func describe(c soak.Command) string {
+	s := fmt.Sprintf("%s card %d", c.Op, c.Card)
+	if c.Fault != "" {
+		s += " fault " + c.Fault
+	}
+	return s
 }
 
 func (a *agentProc) do(c soak.Command) (soak.Reply, error) {
 	if err := a.send(c); err != nil {
 		return soak.Reply{}, err
 	}
-	return a.read(90 * time.Second)
+	return a.read(describe(c), replyTimeout)
 }
 
 // killDuring sends c and kills the process with SIGKILL after d, then
@@ -263,26 +413,73 @@ func (a *agentProc) killDuring(c soak.Command, d time.Duration) error {
 	}
 	time.Sleep(d)
 	_ = a.cmd.Process.Signal(syscall.SIGKILL)
-	_ = a.cmd.Wait()
 	for range a.lines {
 	}
+	<-a.done // bounded: SIGKILL, then WaitDelay
 	a.kills++
 	return a.start()
 }
 
-func (a *agentProc) quit() {
-	if a.cmd == nil || a.cmd.ProcessState != nil {
-		return
+// quit asks the agent to stop and waits for it (at most quitTimeout); an
+// agent that does not exit is stuck: the error holds its goroutines.
+func (a *agentProc) quit() error {
+	if a.cmd == nil {
+		return nil
+	}
+	select {
+	case <-a.done:
+		return nil
+	default:
 	}
 	_ = a.send(soak.Command{Op: soak.OpQuit})
-	done := make(chan struct{})
-	go func() { _ = a.cmd.Wait(); close(done) }()
+	_ = a.in.Close()
 	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
-		_ = a.cmd.Process.Signal(syscall.SIGKILL)
-		<-done
+	case <-a.done:
+		return nil
+	case <-time.After(quitTimeout):
 	}
+	a.kill()
+	return fmt.Errorf("%s stuck: did not exit within %v of quit; its stderr and goroutines:\n%s",
+		a.name(), quitTimeout, tail(a.stderr.String(), 64<<10))
+}
+
+// watchAgents waits until done is closed, and returns "" then. When no
+// agent has finished an operation for agentGrace, it returns what every
+// unfinished agent is doing instead.
+func watchAgents(done <-chan struct{}, agents []*agentProc, cnt *counters) string {
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+	last, since := cnt.count(), time.Now()
+	for {
+		select {
+		case <-done:
+			return ""
+		case <-tick.C:
+		}
+		if n := cnt.count(); n != last {
+			last, since = n, time.Now()
+			continue
+		}
+		if time.Since(since) < agentGrace {
+			continue
+		}
+		var b strings.Builder
+		fmt.Fprintf(&b, "no operation finished for %v; stuck:", agentGrace)
+		for _, a := range agents {
+			if st := a.step.String(); !strings.HasPrefix(st, "finished") {
+				fmt.Fprintf(&b, "\n  %s: %s", a.name(), st)
+			}
+		}
+		fmt.Fprintf(&b, "\nthe campaign's goroutines:\n%s", goroutines())
+		return b.String()
+	}
+}
+
+// goroutines returns the stacks of the test binary's goroutines.
+func goroutines() string {
+	var b strings.Builder
+	_ = pprof.Lookup("goroutine").WriteTo(&b, 2)
+	return b.String()
 }
 
 func freePort(t *testing.T) string {
@@ -313,6 +510,12 @@ type counters struct {
 	ops     int
 	faults  map[string]int
 	classes map[string]int
+}
+
+func (c *counters) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ops
 }
 
 func (c *counters) op(class string) {
@@ -349,6 +552,10 @@ func TestSoak(t *testing.T) {
 		t.Skip("soak campaign: not in -short")
 	}
 	set := campaignSettings(t)
+	prlimit, err := exec.LookPath("prlimit")
+	if err != nil {
+		t.Fatalf("prlimit (util-linux) runs an agent with a file size limit: %v", err)
+	}
 	dir := t.TempDir()
 	bin := buildOnecard(t, dir)
 	ctx, cancelAll := context.WithCancel(context.Background())
@@ -420,9 +627,6 @@ func TestSoak(t *testing.T) {
 		term := fmt.Sprintf("3301000002%02d", i+1)
 		cfg := soak.AgentConfig{Dir: adir, TerminalID: term, HubID: hubID, KeyLabel: keyLabel, PIN: pin,
 			KeyFile: filepath.Join(adir, "terminal.pem"), PSAM: filepath.Join(adir, "psam.yaml")}
-		if i == 2 {
-			cfg.MaxRecords = 10 // the full disk of this kiosk: Prepare fails with ErrFull
-		}
 		ps := strings.Replace(string(psamYAML), `terminal: "330100000001"`, `terminal: "`+term+`"`, 1)
 		if err := os.WriteFile(cfg.PSAM, []byte(ps), 0o600); err != nil {
 			t.Fatal(err)
@@ -457,6 +661,12 @@ func TestSoak(t *testing.T) {
 			cfg.Cards = append(cfg.Cards, f)
 		}
 		a := &agentProc{cfg: cfg, kind: kindInProcess, hub: i % nHubs}
+		if i == 2 {
+			// The full disk of this kiosk: a real file size limit, hit
+			// early in the run (see journalFileLimit).
+			a.wrap = []string{prlimit, fmt.Sprintf("--fsize=%d", journalFileLimit), "--"}
+			a.kind += ", journal file limit"
+		}
 		if set.remote && i < 2 {
 			// The campaign holds this agent's cards (state beside the
 			// files) and its PSAM behind a real reader path.
@@ -540,7 +750,7 @@ func TestSoak(t *testing.T) {
 		if err := a.start(); err != nil {
 			t.Fatal(err)
 		}
-		defer a.quit()
+		defer func() { _ = a.quit() }()
 	}
 
 	cnt := &counters{faults: map[string]int{}, classes: map[string]int{}}
@@ -555,35 +765,43 @@ func TestSoak(t *testing.T) {
 	// The system faults, on their own seeded schedule of operation counts
 	// (so the short variant injects them whatever the machine's speed):
 	// connection cuts, a SIGKILL of a hub, a card reported lost, pcscd
-	// restarts, PostgreSQL restarts.
+	// restarts, PostgreSQL restarts. The next fault is due a few
+	// operations after the previous one ENDED: a restart takes seconds,
+	// in which the agents run many operations, and a schedule counted
+	// from the start would fall ever further behind and keep injecting
+	// its backlog long after the agents stopped (the long run's hang).
+	// The injector stops at the next fault boundary once stopFaults is
+	// closed; each of its steps is bounded (faultStepTimeout).
 	var hubMu sync.Mutex // held while a hub is down or being restarted
 	stopFaults := make(chan struct{})
 	faultsDone := make(chan struct{})
 	hubErr := make(chan error, 2)
 	gtb := goroutineTB{TB: t, errs: hubErr}
+	var faultStep step
 	go func() {
 		defer close(faultsDone)
 		rng := mrand.New(mrand.NewPCG(set.seed, 1<<32))
 		next := 5
 		for n := 0; ; n++ {
-			for {
-				cnt.mu.Lock()
-				ops := cnt.ops
-				cnt.mu.Unlock()
-				if ops >= next {
-					break
-				}
+			faultStep.set("waiting for operation %d", next)
+			for cnt.count() < next {
 				select {
 				case <-stopFaults:
 					return
 				case <-time.After(10 * time.Millisecond):
 				}
 			}
-			next += 4 + rng.IntN(12)
+			select {
+			case <-stopFaults:
+				return
+			default:
+			}
 			x := rng.IntN(10)
 			h := rng.IntN(nHubs)
+			gap := 4 + rng.IntN(12)
 			switch {
 			case n == 2: // the lost card, once
+				faultStep.set("report card %s lost", views[1].ID)
 				o, err := operator()
 				if err == nil {
 					_, err = o.SetLost(ctx, views[1].ID, true)
@@ -594,12 +812,15 @@ func TestSoak(t *testing.T) {
 				}
 				cnt.fault("card reported lost")
 			case pcscEnv != nil && (n == 3 || x == 3):
+				faultStep.set("pcscd restart (waiting for agent %s's card presentation to end)", pcscAgent.cfg.TerminalID)
 				err := func() error {
 					pcscGate.Lock()
 					defer pcscGate.Unlock()
+					faultStep.set("pcscd restart")
 					pcscEnv.Restart(gtb)
 					// The bridge, not the test's bookkeeping, knows whether
 					// a card is in the slot: a torn card left it empty.
+					faultStep.set("after the pcscd restart: wait for the PSAM and the user card")
 					return waitPCSCCards(ctx, pcscAgent.cfg, pcscAgent.remote.inserted())
 				}()
 				if err != nil {
@@ -608,9 +829,11 @@ func TestSoak(t *testing.T) {
 				}
 				cnt.fault("pcscd restart")
 			case pg != nil && (n == 4 || x == 4):
+				faultStep.set("PostgreSQL restart")
 				pg.Restart(gtb)
 				cnt.fault("PostgreSQL restart")
 			case n == 1 || x < 3:
+				faultStep.set("hub %d SIGKILL and restart", h)
 				hubMu.Lock()
 				hubs[h].kill9()
 				cnt.fault("hub SIGKILL")
@@ -625,6 +848,7 @@ func TestSoak(t *testing.T) {
 				proxies[h].CutAll()
 				cnt.fault("connection cut")
 			}
+			next = cnt.count() + gap
 		}
 	}()
 
@@ -635,7 +859,9 @@ func TestSoak(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer a.step.set("finished")
 			rng := mrand.New(mrand.NewPCG(set.seed, uint64(i)))
+			full := false // the agent refused a transaction: journal full
 			for n := 0; more(n); n++ {
 				c := soak.Command{Card: rng.IntN(set.cards), Fund: fund}
 				switch x := rng.IntN(100); {
@@ -662,16 +888,34 @@ func TestSoak(t *testing.T) {
 						kill = time.Duration(rng.IntN(60)) * time.Millisecond
 					}
 				}
+				if a.wrap != nil && !full {
+					// The full-disk kiosk is killed only once its disk is
+					// full, so every run sees it refuse a transaction.
+					kill = -1
+				}
 				if a.remote != nil {
+					a.step.set("operation %d: present card %d", n, c.Card)
 					if err := a.remote.prepare(ctx, &c); err != nil {
-						errs <- fmt.Errorf("agent %s: %w", a.cfg.TerminalID, err)
+						errs <- fmt.Errorf("%s: operation %d: %w", a.name(), n, err)
 						return
 					}
 				}
 				if kill >= 0 {
+					a.step.set("operation %d: %s, SIGKILL after %v and restart", n, describe(c), kill)
 					err := a.killDuring(c, kill)
 					if a.remote != nil {
 						a.remote.finish(c)
+					}
+					if err != nil && a.wrap != nil && strings.Contains(err.Error(), syscall.EFBIG.Error()) {
+						// A kiosk whose disk is full cannot recover its
+						// journal (marking its prepared records uncertain
+						// is a write): it stays down until the closing
+						// frees the disk.
+						cnt.op("killed")
+						cnt.fault("agent SIGKILL")
+						cnt.fault("kiosk down: journal cannot recover on the full disk")
+						t.Logf("%s: down after a SIGKILL: %v", a.name(), err)
+						return
 					}
 					if err != nil {
 						errs <- err
@@ -681,8 +925,10 @@ func TestSoak(t *testing.T) {
 					cnt.fault("agent SIGKILL")
 					continue
 				}
+				a.step.set("operation %d: %s", n, describe(c))
 				r, err := a.do(c)
 				if a.remote != nil {
+					a.step.set("operation %d: %s: take the card back", n, describe(c))
 					a.remote.finish(c)
 				}
 				if err != nil {
@@ -694,6 +940,7 @@ func TestSoak(t *testing.T) {
 				case c.Fault != "":
 					cnt.fault(c.Fault)
 				case r.Class == soak.ClassFull:
+					full = true
 					cnt.fault("journal full")
 				}
 				if r.Class == soak.ClassError {
@@ -702,9 +949,31 @@ func TestSoak(t *testing.T) {
 			}
 		}()
 	}
-	wg.Wait()
+	// Every step of an agent's loop is bounded, so the loop ends; the
+	// watchdog turns a step that does not end anyway into a failure that
+	// names it, rather than a hang.
+	agentsDone := make(chan struct{})
+	go func() { wg.Wait(); close(agentsDone) }()
+	if msg := watchAgents(agentsDone, agents, cnt); msg != "" {
+		cancelAll()
+		close(stopFaults)
+		for _, a := range agents {
+			a.kill()
+		}
+		select {
+		case <-agentsDone:
+		case <-time.After(time.Minute):
+			debug.SetTraceback("all")
+			panic("soak: agent goroutines still stuck after their processes were killed: " + msg)
+		}
+		t.Fatalf("soak: %s", msg)
+	}
 	close(stopFaults)
-	<-faultsDone
+	select {
+	case <-faultsDone:
+	case <-time.After(faultStepTimeout):
+		t.Fatalf("soak: the fault injector is stuck in %s; the campaign's goroutines:\n%s", &faultStep, goroutines())
+	}
 	close(hubErr)
 	for err := range hubErr {
 		t.Fatal(err)
@@ -717,8 +986,11 @@ func TestSoak(t *testing.T) {
 	// Closing: the hubs up, every card settled on its agent, every journal
 	// drained, the agents stopped.
 	hubMu.Lock()
-	for _, hub := range hubs {
-		if hub.cmd.ProcessState != nil {
+	for h, hub := range hubs {
+		if hub.exited() {
+			if !hub.killed {
+				t.Errorf("hub %d exited on its own (%v):\n%s", h, hub.cmd.ProcessState, tail(hub.out.String(), 16<<10))
+			}
 			if err := hub.start(); err != nil {
 				t.Fatal(err)
 			}
@@ -726,14 +998,30 @@ func TestSoak(t *testing.T) {
 	}
 	hubMu.Unlock()
 	for _, a := range agents {
+		if a.wrap != nil {
+			// The operator frees the full disk: the agent starts again
+			// without the limit, recovers its journal, and its settles
+			// and drain below advance what the full disk held back.
+			if err := a.quit(); err != nil {
+				t.Error(err)
+			}
+			a.wrap, a.kind = nil, kindInProcess+", disk freed"
+			if err := a.start(); err != nil {
+				t.Fatalf("%s: closing: %v", a.name(), err)
+			}
+		}
 		for k := 0; k < set.cards; k++ {
 			c := soak.Command{Op: soak.OpSettle, Card: k}
 			if a.remote != nil {
 				if err := a.remote.prepare(ctx, &c); err != nil {
-					t.Fatal(err)
+					t.Fatalf("%s: closing: %v", a.name(), err)
 				}
 			}
-			if r, err := a.do(c); err != nil || r.Class == soak.ClassError || r.Class == soak.ClassReader {
+			r, err := a.do(c)
+			if a.remote != nil {
+				a.remote.finish(c)
+			}
+			if err != nil || r.Class == soak.ClassError || r.Class == soak.ClassReader {
 				t.Logf("settle %s card %d: %+v %v", a.cfg.TerminalID, k, r, err)
 			}
 		}
@@ -741,7 +1029,9 @@ func TestSoak(t *testing.T) {
 		if err != nil || r.Class != soak.ClassOK {
 			t.Errorf("drain %s: %+v %v", a.cfg.TerminalID, r, err)
 		}
-		a.quit()
+		if err := a.quit(); err != nil {
+			t.Error(err)
+		}
 	}
 	for _, hub := range hubs {
 		hub.stop()
@@ -770,6 +1060,10 @@ func TestSoak(t *testing.T) {
 		}
 		for _, e := range es {
 			in.Journals = append(in.Journals, soak.JournalRecord{Terminal: a.cfg.TerminalID, Entry: e})
+			if e.State == journal.Uncertain {
+				t.Logf("uncertain: terminal %s seq %d %s card %s counter %d: %s", a.cfg.TerminalID, e.Seq,
+					e.Record.Kind, e.Record.CardID, e.Record.CardCounter, e.Reason)
+			}
 		}
 		for k, f := range a.cfg.Cards {
 			c, err := simcard.LoadFile(f)

@@ -81,10 +81,22 @@ func (c *Client) upload(ctx context.Context, cn *conn, untilDrained bool) error 
 				t.Stop()
 				return cn.Err()
 			case <-c.kick:
-				t.Stop()
-				if pause {
-					// A kick does not cut a pause the hub asked for short.
-					<-t.C
+				if !pause {
+					t.Stop()
+					break
+				}
+				// A kick does not cut a pause the hub asked for short; the
+				// rest of the pause still ends with ctx or the connection.
+				// (The timer must not be stopped first: a stopped timer's
+				// channel never delivers, and the uploader hung here.)
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					t.Stop()
+					return ctx.Err()
+				case <-cn.closed:
+					t.Stop()
+					return cn.Err()
 				}
 			case <-t.C:
 			}

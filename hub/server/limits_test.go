@@ -69,6 +69,50 @@ func TestSyncLedgerOutage(t *testing.T) {
 	wantBalance(t, st, servertest.MerchantAccount, 60)
 }
 
+// TestSyncKickDuringRetryPause: kicks while the uploader sits out a
+// pause the hub asked for (AckRetry) neither cut the pause short nor
+// stall the uploader: it sends again when the pause ends, posts
+// everything once the ledger is back, and Run returns when its context
+// ends. (The uploader used to wait on the channel of a timer it had just
+// stopped, and hung at the first kick in a pause.)
+func TestSyncKickDuringRetryPause(t *testing.T) {
+	keys := servertest.Keys(t)
+	var flaky *servertest.FlakyLedger
+	h, st, _ := startHub(t, false, func(o *server.Options) {
+		flaky = &servertest.FlakyLedger{Ledger: o.Ledger}
+		o.Ledger = flaky
+	})
+	flaky.SetFail(errors.New("database down"))
+	a := newAgent(t, term1, h)
+	servertest.Register(t, st, term1, a.key.PublicKey())
+	servertest.Fill(t, a.j, keys, term1, 1, 3, 12, 5)
+	a.opts.MinBackoff, a.opts.MaxBackoff = 50*time.Millisecond, 200*time.Millisecond
+	c := a.client(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	go func() { // a kiosk journaling records: a kick after each
+		for ctx.Err() == nil {
+			c.Kick()
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	waitFor(t, "retries", func() bool { s, _ := c.Status(); return s.Retried >= 3 })
+	flaky.SetFail(nil)
+	waitFor(t, "all cleared after the outage", func() bool { s, _ := c.Status(); return s.Waiting == 0 })
+	wantStates(t, a.j, journal.Cleared, 12)
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Run returned %v, want context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return 10 s after its context ended")
+	}
+}
+
 // TestSyncSlowReader: a peer that sends requests and never reads the
 // answers is disconnected; memory stays bounded and others are served.
 func TestSyncSlowReader(t *testing.T) {

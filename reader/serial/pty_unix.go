@@ -4,6 +4,7 @@ package serial
 
 import (
 	"os"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -18,7 +19,18 @@ func pollable(f *os.File) (*os.File, error) {
 	}
 	var nfd int
 	var derr error
-	if err := sc.Control(func(fd uintptr) { nfd, derr = unix.Dup(int(fd)) }); err != nil {
+	// dup clears close-on-exec: set it again (under ForkLock, as package
+	// os does) so that processes the caller starts do not inherit the
+	// master. An inherited master keeps the pty open after Close and lets
+	// every child hold the line.
+	dup := func(fd uintptr) {
+		syscall.ForkLock.RLock()
+		defer syscall.ForkLock.RUnlock()
+		if nfd, derr = unix.Dup(int(fd)); derr == nil {
+			syscall.CloseOnExec(nfd)
+		}
+	}
+	if err := sc.Control(dup); err != nil {
 		return nil, err
 	}
 	if derr != nil {

@@ -59,7 +59,9 @@ type Reader struct {
 // profile's init sequence (unless SkipInit) and returns the reader. It
 // fails with an error wrapping reader.ErrReaderBusy when another process
 // holds the port, reader.ErrReaderGone when it does not exist or fails,
-// or the init operation's error.
+// or the init operation's error. An init answered by a reply that does
+// not match it (ErrProtocol: a previous host's late answer) is run again
+// once.
 func Open(ctx context.Context, o Options) (*Reader, error) {
 	if o.Profile == nil || o.Port == "" {
 		return nil, errors.New("open serial reader: Options.Port and Options.Profile are required")
@@ -98,7 +100,18 @@ func Open(ctx context.Context, o Options) (*Reader, error) {
 	}
 	r := newReader(port, o)
 	if !o.SkipInit {
-		if err := r.Init(ctx); err != nil {
+		err := r.Init(ctx)
+		if errors.Is(err, ErrProtocol) {
+			// The line may still carry the answer to the last command of
+			// a previous host (one killed in the middle of an exchange):
+			// arriving after the discard that precedes our first command,
+			// it is taken for that command's answer and does not match.
+			// It has been read now; the init sequence (idempotent) runs
+			// once more.
+			r.log.Debug("serial: init answered by a stale reply; initialising again", "port", o.Port, "err", err)
+			err = r.Init(ctx)
+		}
+		if err != nil {
 			_ = port.Close()
 			return nil, fmt.Errorf("open serial reader %s: %w", o.Port, err)
 		}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	bugst "go.bug.st/serial"
+
 	"github.com/onecard-hub/onecard/reader"
 	"github.com/onecard-hub/onecard/reader/serial/profile"
 	"github.com/onecard-hub/onecard/reader/virtual"
@@ -384,6 +386,75 @@ func TestSerialInitRecovery(t *testing.T) {
 				t.Errorf("emulator saw %d commands, want 3", st.Commands)
 			}
 		})
+	}
+}
+
+// stalePort is a port on whose line, when the first command has been
+// written, the answer to another command arrives first (the late answer
+// to the last command of a host killed in the middle of an exchange).
+type stalePort struct {
+	Port
+	stale []byte // ACK and the stale response frame, delivered once
+	armed bool
+}
+
+func (p *stalePort) Write(b []byte) (int, error) {
+	p.armed = true
+	return p.Port.Write(b)
+}
+
+func (p *stalePort) Read(b []byte) (int, error) {
+	if p.armed && len(p.stale) > 0 {
+		n := copy(b, p.stale)
+		p.stale = p.stale[n:]
+		return n, nil
+	}
+	return p.Port.Read(b)
+}
+
+// TestSerialOpenAfterStaleReply: Open's init answered by a reply to a
+// command it did not send (a previous host's late answer) initialises
+// again and opens the reader.
+func TestSerialOpenAfterStaleReply(t *testing.T) {
+	p := loadProfile(t, "crt591.yaml")
+	emu, err := NewEmulator(p, EmulatorOptions{Cards: map[string]virtual.Card{"user": newTestCard(atrT0)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt, err := emu.ServePTY(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pt.Close()
+	// The stale answer: the emulator's reply to card_status, which echoes
+	// another command byte than the init's reset.
+	steps, err := p.Plan(profile.Call{Op: profile.OpCardStatus}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame, err := p.Framing.Encode(0, emu.handle(steps[len(steps)-1].Text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sp *stalePort
+	open := func(name string, mode *bugst.Mode) (Port, error) {
+		port, err := bugst.Open(name, mode)
+		if err != nil {
+			return nil, err
+		}
+		sp = &stalePort{Port: port, stale: append([]byte{p.Link.ACK}, frame...)}
+		return sp, nil
+	}
+	r, err := Open(ctxT(t), Options{Port: pt.Path, Profile: p, OpenPort: open})
+	if err != nil {
+		t.Fatalf("Open with a stale reply on the line: %v", err)
+	}
+	defer r.Close()
+	if len(sp.stale) != 0 {
+		t.Fatalf("the stale reply was not read (%d bytes left)", len(sp.stale))
+	}
+	if pos, err := r.CardStatus(ctxT(t)); err != nil || !pos.Present() {
+		t.Fatalf("CardStatus after Open → %s, %v", pos, err)
 	}
 }
 
