@@ -194,16 +194,11 @@ func (s *Session) readPIN(ctx context.Context, purpose PINPurpose) (*PIN, error)
 }
 
 // declined journals a transaction the card refused at INITIALIZE: a
-// record prepared and failed at once, so the refusal is on file.
+// record that is Failed from its first commit, so the refusal is on file
+// and no crash can leave it waiting for a settlement.
 func (s *Session) declined(ctx context.Context, rec *record.Record, cause error) {
-	seq, err := s.opts.Journal.Prepare(ctx, rec)
-	if err != nil {
+	if _, err := s.opts.Journal.Refused(ctx, rec, "card refused INITIALIZE: "+cause.Error()); err != nil {
 		s.opts.Logger.Warn("journal declined transaction", "err", err)
-		return
-	}
-	if err := s.opts.Journal.Fail(ctx, seq, "card refused INITIALIZE: "+cause.Error()); err != nil {
-		s.opts.Logger.Warn("journal declined transaction", "seq", seq, "err", err)
-		s.orphans = append(s.orphans, seq)
 	}
 }
 

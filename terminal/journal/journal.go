@@ -274,16 +274,35 @@ func addCount(m *bolt.Bucket, s State, delta int64) error {
 // BalanceAfter). Errors: ErrFull, ErrInvalidRecord, ErrClosed,
 // ErrReadOnly, ctx errors, failpoint errors, file errors.
 func (j *Journal) Prepare(ctx context.Context, rec *record.Record) (uint64, error) {
+	return j.insert(ctx, "prepare", rec, Prepared, "")
+}
+
+// Refused journals rec as a transaction the card refused before any
+// command that moves money (INITIALIZE answered with a status word): the
+// record enters Prepared and Failed, with reason, in one commit, so no
+// crash can leave it Prepared for a settlement the card can never give
+// (its counter did not move). Failpoint op "refused". Errors as Prepare.
+func (j *Journal) Refused(ctx context.Context, rec *record.Record, reason string) (uint64, error) {
+	if reason == "" {
+		reason = "refused by the card"
+	}
+	return j.insert(ctx, "refused", rec, Failed, reason)
+}
+
+// insert journals a new record in state to (Prepared, or Failed through
+// Prepared) under the next sequence.
+func (j *Journal) insert(ctx context.Context, op string, rec *record.Record, to State, reason string) (uint64, error) {
+	verb := map[State]string{Prepared: "prepare record", Failed: "journal refused record"}[to]
 	if rec == nil {
-		return 0, fmt.Errorf("prepare record: %w: nil record", ErrInvalidRecord)
+		return 0, fmt.Errorf("%s: %w: nil record", verb, ErrInvalidRecord)
 	}
 	if len(rec.TAC) != 0 {
-		return 0, fmt.Errorf("prepare record: %w: a prepared record has no TAC", ErrInvalidRecord)
+		return 0, fmt.Errorf("%s: %w: a prepared record has no TAC", verb, ErrInvalidRecord)
 	}
 	r := rec.Clone()
 	now := j.opts.Now()
 	var seq uint64
-	err := j.update(ctx, "prepare", func(tx *bolt.Tx) error {
+	err := j.update(ctx, op, func(tx *bolt.Tx) error {
 		m := tx.Bucket(bucketMeta)
 		if total := j.total(m); total >= j.opts.MaxRecords {
 			return fmt.Errorf("%w: %d records (MaxRecords %d)", ErrFull, total, j.opts.MaxRecords)
@@ -297,6 +316,10 @@ func (j *Journal) Prepare(ctx context.Context, rec *record.Record) (uint64, erro
 			return fmt.Errorf("%w: %w", ErrInvalidRecord, err)
 		}
 		s := &stored{state: Prepared, history: []Transition{{Prepared, now}}}
+		if to != Prepared {
+			s.state, s.reason = to, clipReason(reason)
+			s.history = append(s.history, Transition{to, now})
+		}
 		body := r
 		if j.seal != nil && hasPersonal(r) {
 			var err error
@@ -312,10 +335,12 @@ func (j *Journal) Prepare(ctx context.Context, rec *record.Record) (uint64, erro
 		if err := tx.Bucket(bucketRecords).Put(u64key(seq), s.encode()); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bucketOpen).Put(u64key(seq), openIndex{Prepared, r.CardID, now}.encode()); err != nil {
-			return err
+		if !to.Final() {
+			if err := tx.Bucket(bucketOpen).Put(u64key(seq), openIndex{to, r.CardID, now}.encode()); err != nil {
+				return err
+			}
 		}
-		if err := addCount(m, Prepared, 1); err != nil {
+		if err := addCount(m, to, 1); err != nil {
 			return err
 		}
 		if err := m.Put(keyNext, u64key(seq+1)); err != nil {
@@ -326,10 +351,10 @@ func (j *Journal) Prepare(ctx context.Context, rec *record.Record) (uint64, erro
 	var ac afterCommitError
 	if errors.As(err, &ac) {
 		rec.TerminalSeq = seq // journaled; the failpoint fired after the commit
-		return seq, fmt.Errorf("prepare record: %w", err)
+		return seq, fmt.Errorf("%s: %w", verb, err)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("prepare record: %w", err)
+		return 0, fmt.Errorf("%s: %w", verb, err)
 	}
 	rec.TerminalSeq = seq
 	return seq, nil

@@ -96,3 +96,42 @@ func TestJournalTotals(t *testing.T) {
 		t.Errorf("after clearing an uncertain certification: %+v", later[0])
 	}
 }
+
+// TestJournalRefused: a transaction the card refused is journaled Failed
+// in one commit: never open, never offered to the hub, not in the totals;
+// a failure before the commit journals nothing.
+func TestJournalRefused(t *testing.T) {
+	fail := errors.New("disk gone")
+	var failAt string
+	j := journaltest.MustOpen(t, &journal.Options{Failpoint: func(name string) error {
+		if name == failAt {
+			return fail
+		}
+		return nil
+	}})
+	r := journaltest.NewRecord(record.KindPay, journaltest.Card(1), 500)
+	seq, err := j.Refused(ctx, r, "card refused INITIALIZE: 9401")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := mustState(t, j, seq, journal.Failed)
+	if got := states(e.History); len(got) != 2 || got[0] != journal.Prepared || got[1] != journal.Failed || e.Reason != "card refused INITIALIZE: 9401" {
+		t.Fatalf("history %v, reason %q", got, e.Reason)
+	}
+	if es, _ := j.PendingForCard(journaltest.Card(1)); len(es) != 0 {
+		t.Fatalf("a refused record waits for its card: %v", seqs(es))
+	}
+	if es, _ := j.NextToSend(0); len(es) != 0 {
+		t.Fatalf("a refused record is offered to the hub: %v", seqs(es))
+	}
+	if tot, _ := j.Totals(""); len(tot) != 0 {
+		t.Fatalf("a refused record is in the totals: %+v", tot)
+	}
+	failAt = "before-refused-commit"
+	if seq, err := j.Refused(ctx, journaltest.NewRecord(record.KindPay, journaltest.Card(2), 1), "x"); !errors.Is(err, fail) || seq != 0 {
+		t.Fatalf("failed commit: %d, %v", seq, err)
+	}
+	if st, _ := j.Stats(); st.Records != 1 || st.Counts[journal.Failed] != 1 {
+		t.Fatalf("after a failed commit: %+v", st.Counts)
+	}
+}
