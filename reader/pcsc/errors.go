@@ -3,6 +3,7 @@ package pcsc
 import (
 	"errors"
 	"fmt"
+	"runtime"
 
 	"github.com/ebfe/scard"
 
@@ -74,6 +75,16 @@ var sentinels = map[scard.Error]error{
 	scard.ErrSystemCancelled: reader.ErrServiceDown,
 }
 
+// pcsc-lite (not Windows) also answers SCARD_W_SECURITY_VIOLATION when a
+// call's handle belongs to a context its pcscd no longer knows: observed
+// on calls in flight across a pcscd restart. On Windows the code is a
+// genuine access denial and keeps no sentinel.
+func init() {
+	if runtime.GOOS != "windows" {
+		sentinels[scard.ErrSecurityViolation] = reader.ErrServiceDown
+	}
+}
+
 // Sentinel returns the reader sentinel error for a PC/SC return code, or
 // nil when the code has none.
 func Sentinel(code scard.Error) error { return sentinels[code] }
@@ -98,10 +109,5 @@ func contextLost(err error) bool {
 	if !errors.As(err, &code) {
 		return false
 	}
-	switch code {
-	case scard.ErrNoService, scard.ErrServiceStopped, scard.ErrInvalidHandle,
-		scard.ErrCommError, scard.ErrShutdown, scard.ErrSystemCancelled:
-		return true
-	}
-	return false
+	return sentinels[code] == reader.ErrServiceDown
 }

@@ -3,6 +3,7 @@ package pcsc
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -38,6 +39,7 @@ func TestPCSCErrorMapping(t *testing.T) {
 		{scard.ErrCommError, reader.ErrServiceDown, true},
 		{scard.ErrShutdown, reader.ErrServiceDown, true},
 		{scard.ErrSystemCancelled, reader.ErrServiceDown, true},
+		{scard.ErrSecurityViolation, securityViolation(), securityViolation() != nil},
 		{scard.ErrCancelled, nil, false},
 		{scard.ErrProtoMismatch, nil, false},
 		{scard.ErrInvalidParameter, nil, false},
@@ -78,4 +80,13 @@ func TestPCSCErrorMapping(t *testing.T) {
 	if got := wrap("x", other); got != other {
 		t.Errorf("wrap of a non-PC/SC error = %v", got)
 	}
+}
+
+// securityViolation is what SCARD_W_SECURITY_VIOLATION maps to: pcsc-lite
+// answers it for a handle of a context a restarted pcscd no longer knows.
+func securityViolation() error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	return reader.ErrServiceDown
 }
