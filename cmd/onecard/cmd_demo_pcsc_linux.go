@@ -42,15 +42,19 @@ func startDemoPCSC(ctx context.Context, card, psam virtual.Card) (_ demoReaders,
 			p.Close()
 		}
 	}()
+	// Under the lock (tests take turns with their own pcscd): a pcscd
+	// running now is the machine's, and is used; otherwise the demo
+	// starts its own (pcscd.Start takes the lock again).
 	opts := pcscd.Options{Owner: "onecard demo", LockTimeout: 2 * time.Minute}
-	switch {
-	case pcscd.Running():
-		if p.unlock, err = pcscd.Lock(ctx, opts.Owner, opts.LockTimeout); err != nil {
-			return nil, err
+	if p.unlock, err = pcscd.Lock(ctx, opts.Owner, opts.LockTimeout); err != nil {
+		return nil, err
+	}
+	if !pcscd.Running() {
+		p.unlock()
+		p.unlock = nil
+		if os.Geteuid() != 0 {
+			return nil, errors.New("pcscd is not running and only root may start it (sudo, or start pcscd yourself)")
 		}
-	case os.Geteuid() != 0:
-		return nil, errors.New("pcscd is not running and only root may start it (sudo, or start pcscd yourself)")
-	default:
 		if p.daemon, err = pcscd.Start(ctx, opts); err != nil {
 			return nil, err
 		}

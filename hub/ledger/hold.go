@@ -82,6 +82,13 @@ func (l *Ledger) Reserve(ctx context.Context, r LoadRequest) error {
 	// already used (the hold was raised to this amount, then released)
 	// makes the next attempt use a numbered one.
 	for attempt := 0; attempt < maxHoldAttempts; attempt++ {
+		// The grant first, then the hold: a reservation moves both in one
+		// commit, so a grant read after it is followed by a hold read
+		// after it too (never a spent grant with an empty hold).
+		avail, err := l.st.Balance(ctx, grant)
+		if err != nil {
+			return fmt.Errorf("reserve load: %w", err)
+		}
 		held, err := l.st.Balance(ctx, hold)
 		if err != nil {
 			return fmt.Errorf("reserve load: %w", err)
@@ -89,10 +96,6 @@ func (l *Ledger) Reserve(ctx context.Context, r LoadRequest) error {
 		need := int64(r.Amount) - held
 		if need <= 0 {
 			return nil
-		}
-		avail, err := l.st.Balance(ctx, grant)
-		if err != nil {
-			return fmt.Errorf("reserve load: %w", err)
 		}
 		if avail < need {
 			return fmt.Errorf("reserve load: %w: card entitled to %d fen from programme %s, not %d", ErrNotEntitled, avail+held, r.Programme, r.Amount)
