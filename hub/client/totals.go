@@ -17,6 +17,9 @@ type TotalsStatus struct {
 	Day   string
 	Rev   uint64
 	Match bool // the hub's postings equalled the totals when they were stored
+	// Refused is the hub's error code when it refused this revision (it
+	// is not sent again until the day's totals change).
+	Refused string
 }
 
 // submitTotals signs and sends the journal's totals of each of its
@@ -24,9 +27,10 @@ type TotalsStatus struct {
 // stored them (the journal's days, not the clock's: a terminal whose
 // records carry another date than the machine's still reports them). It runs when the upload
 // queue is empty, so the hub has posted every record the totals count
-// (except those it rejected, which the report lists). A refusal of one
-// day is logged and tried again at the next drain; a connection failure
-// is returned.
+// (except those it rejected, which the report lists). A day the hub
+// cannot take now (unavailable, rate limited) is sent again at the next
+// drain; one it refuses is logged and not sent again until its totals
+// change; a connection failure is returned.
 func (c *Client) submitTotals(ctx context.Context, cn *conn) error {
 	days, err := c.o.Journal.Totals("")
 	if err != nil {
@@ -50,8 +54,14 @@ func (c *Client) submitTotals(ctx context.Context, cn *conn) error {
 		ans, err := cn.request(ctx, m, c.o.RequestTimeout)
 		var he *hubsync.Error
 		switch {
+		case errors.As(err, &he) && (he.Code == hubsync.CodeUnavailable || he.Code == hubsync.CodeRateLimited):
+			continue // sent again at the next drain
 		case errors.As(err, &he) && !he.Fatal:
-			c.o.Logger.Warn("hub: end-of-day totals refused", "day", d.Day, "err", err)
+			// Refused for good: not sent again until the day's totals change.
+			c.o.Logger.Warn("hub: end-of-day totals refused", "day", d.Day, "rev", d.Rev, "err", err)
+			c.mu.Lock()
+			c.totals[d.Day] = TotalsStatus{Day: d.Day, Rev: d.Rev, Refused: he.Code}
+			c.mu.Unlock()
 			continue
 		case err != nil:
 			return fmt.Errorf("submit totals of %s: %w", d.Day, err)
