@@ -38,13 +38,9 @@ func runLoad(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		if *amount == "" || *programme == "" {
 			return nil, usagef("--amount and --programme are required")
 		}
-		fen, err := parseYuan(*amount)
+		fen, purse, err := amountAndPurse(*amount, *purseName)
 		if err != nil {
-			return nil, usagef("--amount: %v", err)
-		}
-		purse, err := parsePurse(*purseName)
-		if err != nil {
-			return nil, usagef("--purse: %v", err)
+			return nil, err
 		}
 		if tf.simPSAM == "" && tf.psamReader == "" && tf.terminalID == "" && len(tf.serial) == 0 {
 			return nil, usagef("give a PSAM (--psam-reader, --psam) or --terminal-id")

@@ -66,6 +66,20 @@ func parsePurse(s string) (terminal.Purse, error) {
 	return 0, fmt.Errorf("purse %q: want ep or ed", s)
 }
 
+// amountAndPurse parses --amount (yuan) and --purse; errors are usage
+// errors naming the flag.
+func amountAndPurse(amount, purseName string) (uint32, terminal.Purse, error) {
+	fen, err := parseYuan(amount)
+	if err != nil {
+		return 0, 0, usagef("--amount: %v", err)
+	}
+	purse, err := parsePurse(purseName)
+	if err != nil {
+		return 0, 0, usagef("--purse: %v", err)
+	}
+	return fen, purse, nil
+}
+
 func runPay(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlagSet("pay", payUsage, stderr)
 	var tf termFlags
@@ -78,13 +92,9 @@ func runPay(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		if *amount == "" {
 			return nil, usagef("--amount is required")
 		}
-		fen, err := parseYuan(*amount)
+		fen, purse, err := amountAndPurse(*amount, *purseName)
 		if err != nil {
-			return nil, usagef("--amount: %v", err)
-		}
-		purse, err := parsePurse(*purseName)
-		if err != nil {
-			return nil, usagef("--purse: %v", err)
+			return nil, err
 		}
 		req := terminal.PayRequest{Amount: fen, Merchant: *merchant, Fund: *fund, Purse: purse}
 		return func(ctx context.Context, s *terminal.Session) (*terminal.Receipt, error) { return s.Pay(ctx, req) }, nil
