@@ -1102,6 +1102,13 @@ func TestSoak(t *testing.T) {
 	if in.Dead, err = st.DeadLetters(ctx, 0, 0); err != nil {
 		t.Fatal(err)
 	}
+	for _, d := range in.Dead {
+		kind, card := "?", "?"
+		if r, err := record.Decode(d.Content); err == nil {
+			kind, card = r.Kind.String(), r.CardID.String()
+		}
+		t.Logf("dead letter %s (%s, card %s, %d time(s)): %s", d.Key, kind, card, d.Count, d.Reason)
+	}
 	if err := st.Check(ctx); err != nil {
 		t.Errorf("ledger invariants: %v", err)
 	}

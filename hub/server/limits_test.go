@@ -255,3 +255,58 @@ func envInt(name string, def int) int {
 	}
 	return def
 }
+
+// TestSyncKeepsTerminalOrder: a batch whose records the hub asks to
+// retry (its store was down) holds back the batches behind it on the same
+// session, so no record is posted before an earlier one of its terminal;
+// the agent's resend from the first waiting record goes through.
+func TestSyncKeepsTerminalOrder(t *testing.T) {
+	keys := servertest.Keys(t)
+	var flaky *servertest.FlakyLedger
+	h, st, _ := startHub(t, false, func(o *server.Options) {
+		flaky = &servertest.FlakyLedger{Ledger: o.Ledger}
+		o.Ledger = flaky
+	})
+	key := servertest.TerminalKey(t)
+	servertest.Register(t, st, term1, key.PublicKey())
+	r, err := servertest.DialRaw(h.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := r.Hello(term1, key); err != nil {
+		t.Fatal(err)
+	}
+	rec1 := sealed(t, keys, key, payRec(term1, 1, 1, 10), 1)
+	rec2 := sealed(t, keys, key, payRec(term1, 1, 2, 20), 2)
+	statuses := func(a *hubsync.Acks) []hubsync.AckStatus {
+		var out []hubsync.AckStatus
+		for _, x := range a.Results {
+			out = append(out, x.Status)
+		}
+		return out
+	}
+	flaky.SetFail(errors.New("database restarting"))
+	a, err := r.Batch(1, rec1)
+	if err != nil || len(a.Results) != 1 || a.Results[0].Status != hubsync.AckRetry {
+		t.Fatalf("batch while the store is down: %+v, %v", a, err)
+	}
+	flaky.SetFail(nil)
+	// The next batch was already in flight: it waits behind record 1.
+	a, err = r.Batch(2, rec2)
+	if err != nil || len(a.Results) != 1 || a.Results[0].Status != hubsync.AckRetry || a.Results[0].Seq != 2 {
+		t.Fatalf("batch behind a waiting record: %+v, %v", a, err)
+	}
+	if ps, _ := st.Postings(context.Background(), store.Query{TerminalNo: term1}); len(ps) != 0 {
+		t.Fatalf("%d postings while record 1 waits", len(ps))
+	}
+	// The agent sends again from record 1: both post, in order.
+	a, err = r.Batch(3, rec1, rec2)
+	if err != nil || fmt.Sprint(statuses(a)) != "[accepted accepted]" {
+		t.Fatalf("resend: %+v, %v", a, err)
+	}
+	ps, err := st.Postings(context.Background(), store.Query{TerminalNo: term1})
+	if err != nil || len(ps) != 2 || ps[0].Key.TerminalSeq != 1 || ps[1].Key.TerminalSeq != 2 {
+		t.Fatalf("postings %+v, %v", ps, err)
+	}
+}
