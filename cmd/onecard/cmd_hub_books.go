@@ -19,7 +19,7 @@ func init() {
 	hubSubcommands["programme"] = hubSubcommand{"list programmes, create one, or fund one (list | create ID --name N --fund F | fund ID --amount FEN --ref R)", runHubProgramme}
 	hubSubcommands["grant"] = hubSubcommand{"grant a card credits it may load from a programme (CARD --programme P --amount FEN --ref R)", runHubGrant}
 	hubSubcommands["opening"] = hubSubcommand{"book a card's purse balance from before the hub (CARD --fund F --amount FEN --ref R)", runHubOpening}
-	hubSubcommands["dead"] = hubSubcommand{"list the records the hub could not post, or delete a resolved one (list | delete ID)", runHubDead}
+	hubSubcommands["dead"] = hubSubcommand{"list the records the hub could not post; post one again, or delete a resolved one (list | retry ID | delete ID)", runHubDead}
 }
 
 func runHubProgramme(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -149,8 +149,8 @@ func post(ctx context.Context, op interface {
 }
 
 func runHubDead(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || (args[0] != "list" && args[0] != "delete") {
-		return usagef("usage: onecard hub dead list | delete ID")
+	if len(args) == 0 || (args[0] != "list" && args[0] != "delete" && args[0] != "retry") {
+		return usagef("usage: onecard hub dead list | retry ID | delete ID")
 	}
 	fs := newFlagSet("hub dead "+args[0], "[ID]", stderr)
 	spec := storeFlag(fs)
@@ -163,13 +163,21 @@ func runHubDead(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer done()
-	if args[0] == "delete" {
+	if args[0] != "list" {
 		if len(pos) != 1 {
-			return usagef("delete: one dead-letter ID")
+			return usagef("%s: one dead-letter ID", args[0])
 		}
 		id, err := strconv.ParseUint(pos[0], 10, 64)
 		if err != nil {
-			return usagef("delete: dead-letter ID %q is not a number", pos[0])
+			return usagef("%s: dead-letter ID %q is not a number", args[0], pos[0])
+		}
+		if args[0] == "retry" {
+			out, err := op.RetryDeadLetter(ctx, id)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "dead letter %d: %s; letter deleted\n", id, out)
+			return nil
 		}
 		if err := op.DeleteDeadLetter(ctx, id); err != nil {
 			return err

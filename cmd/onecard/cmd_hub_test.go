@@ -238,6 +238,8 @@ func TestHubEnrollSyncReport(t *testing.T) {
 		{[]string{"hub", "holds", card2, "--release", "02-9"}, 1, ""}, // nothing held
 		{[]string{"hub", "dead", "list"}, 0, "REASON"},
 		{[]string{"hub", "dead", "delete", "99"}, 1, ""},
+		{[]string{"hub", "dead", "retry", "99"}, 1, ""},
+		{[]string{"hub", "dead", "retry", "x"}, 2, ""},
 	} {
 		code, out, errOut := onecard(t, tc.args...)
 		if code != tc.code || !strings.Contains(out, tc.out) {

@@ -53,6 +53,13 @@ type Operator interface {
 	DeadLetters(ctx context.Context, after uint64, limit int) ([]store.DeadLetter, error)
 	// DeleteDeadLetter removes a resolved letter. Errors: store.ErrNotFound.
 	DeleteDeadLetter(ctx context.Context, id uint64) error
+	// RetryDeadLetter posts a letter's record again (after what it lacked
+	// arrived: the load that funds a purchase uploaded late by another
+	// terminal) and deletes the letter when it is posted. Only records
+	// the hub verified can be retried. Errors: store.ErrNotFound,
+	// store.ErrInvalid (not a verified record), the ledger's rejection
+	// (the letter stays, its count raised).
+	RetryDeadLetter(ctx context.Context, id uint64) (store.Outcome, error)
 }
 
 // Ops performs operator actions on a store (and, when Server is set,
@@ -164,6 +171,38 @@ func (o *Ops) DeleteDeadLetter(ctx context.Context, id uint64) error {
 	return o.Store.DeleteDeadLetter(ctx, id)
 }
 
+// RetryDeadLetter posts a dead letter's record again.
+func (o *Ops) RetryDeadLetter(ctx context.Context, id uint64) (store.Outcome, error) {
+	if o.Ledger == nil || id == 0 {
+		return 0, fmt.Errorf("retry dead letter: %w: no ledger or no ID", store.ErrInvalid)
+	}
+	ds, err := o.Store.DeadLetters(ctx, id-1, 1)
+	if err != nil {
+		return 0, fmt.Errorf("retry dead letter: %w", err)
+	}
+	if len(ds) == 0 || ds[0].ID != id {
+		return 0, fmt.Errorf("retry dead letter %d: %w", id, store.ErrNotFound)
+	}
+	// Letters the ledger filed hold the verified record's canonical bytes;
+	// those the server filed (bad signature, TAC, ...) hold what was
+	// received, which is not a record and is never posted.
+	rec, err := record.Decode(ds[0].Content)
+	if err != nil || !ds[0].Key.IsRecord() || rec.TerminalID != ds[0].Key.TerminalNo || rec.TerminalSeq != ds[0].Key.TerminalSeq {
+		return 0, fmt.Errorf("retry dead letter %d: %w: it holds no record the hub verified", id, store.ErrInvalid)
+	}
+	res, err := o.Ledger.Post(ctx, rec)
+	if err != nil {
+		return 0, fmt.Errorf("retry dead letter %d: %w", id, err)
+	}
+	if res[0].Err != nil {
+		return 0, fmt.Errorf("retry dead letter %d: %w", id, res[0].Err)
+	}
+	if err := o.Store.DeleteDeadLetter(ctx, id); err != nil {
+		return res[0].Outcome, fmt.Errorf("retry dead letter %d: posted, letter not deleted: %w", id, err)
+	}
+	return res[0].Outcome, nil
+}
+
 // AdminHandler serves o over HTTP, for the admin socket:
 //
 //	GET  /terminals                    → [Terminal]
@@ -179,6 +218,7 @@ func (o *Ops) DeleteDeadLetter(ctx context.Context, id uint64) error {
 //	POST /postings?kind=fund|grant|opening (body: ledger.Request) → {"outcome": "posted"|"duplicate"}
 //	GET  /dead?after=ID&limit=N        → [store.DeadLetter]
 //	POST /dead/delete?id=ID            → {}
+//	POST /dead/retry?id=ID             → {"outcome": "posted"|"duplicate"}
 //
 // Errors are {"error": "..."} with status 400 (bad request), 404 (not
 // found), 409 (exists or state) or 500.
@@ -287,6 +327,15 @@ func AdminHandler(o Operator) http.Handler {
 			return
 		}
 		reply(w, struct{}{}, o.DeleteDeadLetter(r.Context(), id))
+	})
+	mux.HandleFunc("POST /dead/retry", func(w http.ResponseWriter, r *http.Request) {
+		id, err := strconv.ParseUint(r.URL.Query().Get("id"), 10, 64)
+		if err != nil {
+			reply(w, nil, fmt.Errorf("%w: dead letter ID", store.ErrInvalid))
+			return
+		}
+		out, err := o.RetryDeadLetter(r.Context(), id)
+		reply(w, map[string]string{"outcome": out.String()}, err)
 	})
 	return mux
 }
@@ -452,13 +501,26 @@ func (a *AdminClient) Post(ctx context.Context, kind store.Kind, q ledger.Reques
 	if err := a.doBody(ctx, http.MethodPost, "/postings", url.Values{"kind": {kind.String()}}, q, &out); err != nil {
 		return 0, err
 	}
-	switch out.Outcome {
+	return parseOutcome(out.Outcome)
+}
+
+// RetryDeadLetter implements Operator.
+func (a *AdminClient) RetryDeadLetter(ctx context.Context, id uint64) (store.Outcome, error) {
+	var out struct{ Outcome string }
+	if err := a.do(ctx, http.MethodPost, "/dead/retry", url.Values{"id": {strconv.FormatUint(id, 10)}}, &out); err != nil {
+		return 0, err
+	}
+	return parseOutcome(out.Outcome)
+}
+
+func parseOutcome(s string) (store.Outcome, error) {
+	switch s {
 	case store.Posted.String():
 		return store.Posted, nil
 	case store.Duplicate.String():
 		return store.Duplicate, nil
 	}
-	return 0, fmt.Errorf("hub: unexpected outcome %q", out.Outcome)
+	return 0, fmt.Errorf("hub: unexpected outcome %q", s)
 }
 
 // DeadLetters implements Operator.

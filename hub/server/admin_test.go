@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/onecard-hub/onecard/hub/ledger"
@@ -108,6 +109,49 @@ func TestAdminSocketBooks(t *testing.T) {
 	}
 	if err := op.DeleteDeadLetter(ctx, id); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("second delete: %v, want ErrNotFound", err)
+	}
+	// A purchase that reached the hub before the money that paid for it
+	// (here: the card's opening balance) is a dead letter; once the money
+	// is booked, retrying posts it and removes the letter.
+	late := servertest.Record(record.KindPay, term1, servertest.Card(6), 3, 700)
+	late.TerminalSeq = 11
+	res := servertest.Result(t, servertest.Keys(t), late)
+	late.TAC, late.MAC2, late.BalanceAfter = res.TAC, res.MAC2, res.BalanceAfter
+	if out, err := led.Post(ctx, late); err != nil || !errors.Is(out[0].Err, store.ErrInsufficientFunds) {
+		t.Fatalf("purchase ahead of its money: %+v, %v", out, err)
+	}
+	ds, err = op.DeadLetters(ctx, 0, 10)
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("dead letters %+v, %v", ds, err)
+	}
+	// (The admin socket carries the ledger's refusal as text.)
+	if _, err := op.RetryDeadLetter(ctx, ds[0].ID); err == nil || !strings.Contains(err.Error(), "insufficient funds") {
+		t.Fatalf("retry before the money arrived: %v, want insufficient funds", err)
+	}
+	if _, err := op.Post(ctx, store.KindOpening, ledger.Request{Ref: "o6", Card: servertest.Card(6), Fund: servertest.Fund, Amount: 1_000}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := op.RetryDeadLetter(ctx, ds[0].ID); err != nil || out != store.Posted {
+		t.Fatalf("retry = %v, %v", out, err)
+	}
+	if ds, _ := op.DeadLetters(ctx, 0, 10); len(ds) != 0 {
+		t.Fatalf("letter kept after the retry posted it: %+v", ds)
+	}
+	if b := balance(ledger.CardAccount(servertest.Card(6), servertest.Fund)); b != 300 {
+		t.Fatalf("card account %d after the retry, want 300", b)
+	}
+	// A letter the server filed (what it received, unverified) is never
+	// posted.
+	env := sealed(t, servertest.Keys(t), servertest.TerminalKey(t), payRec(term1, 6, 4, 5), 12)
+	bad, err := st.AddDeadLetter(ctx, store.DeadLetter{Key: store.RecordKey(term1, 12), Content: env, Reason: "bad_signature"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := op.RetryDeadLetter(ctx, bad); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("retry of an unverified letter: %v, want ErrInvalid", err)
+	}
+	if _, err := op.RetryDeadLetter(ctx, 9999); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("retry of no letter: %v, want ErrNotFound", err)
 	}
 	if err := st.Check(ctx); err != nil {
 		t.Fatal(err)
