@@ -5,7 +5,8 @@
 //
 // # Accounts
 //
-//	card/<card ID>/<fund>        a card's purse share of one fund (never negative)
+//	card/<card ID>/<fund>        a card's purse share of one fund (may dip below zero while
+//	                             a load is on its way: the card's TAC proves every purchase)
 //	merchant/<merchant>/<fund>   a merchant's settlement account (never negative)
 //	programme/<programme>        a programme's funding account (never negative)
 //	grant/<programme>/<card ID>  credits granted to a card, not yet loaded (never negative)

@@ -24,7 +24,7 @@ var ErrUnpostable = fmt.Errorf("%w: cannot post", store.ErrInvalid)
 
 // CardAccount names a card's account for a fund.
 func CardAccount(card record.CardID, fund string) string {
-	return "card/" + card.String() + "/" + url.PathEscape(fund)
+	return store.CardPrefix + card.String() + "/" + url.PathEscape(fund)
 }
 
 // MerchantAccount names a merchant's settlement account for a fund.

@@ -110,26 +110,37 @@ func TestAdminSocketBooks(t *testing.T) {
 	if err := op.DeleteDeadLetter(ctx, id); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("second delete: %v, want ErrNotFound", err)
 	}
-	// A purchase that reached the hub before the money that paid for it
-	// (here: the card's opening balance) is a dead letter; once the money
-	// is booked, retrying posts it and removes the letter.
-	late := servertest.Record(record.KindPay, term1, servertest.Card(6), 3, 700)
-	late.TerminalSeq = 11
+	// A load of a programme the hub did not know yet is a dead letter;
+	// once the operator has created the programme and granted the card,
+	// retrying posts it and removes the letter.
+	late := servertest.Record(record.KindLoad, term1, servertest.Card(6), 3, 700)
+	late.TerminalSeq, late.Merchant, late.Fund = 11, "SPRING", "330"
 	res := servertest.Result(t, servertest.Keys(t), late)
 	late.TAC, late.MAC2, late.BalanceAfter = res.TAC, res.MAC2, res.BalanceAfter
-	if out, err := led.Post(ctx, late); err != nil || !errors.Is(out[0].Err, store.ErrInsufficientFunds) {
-		t.Fatalf("purchase ahead of its money: %+v, %v", out, err)
+	if out, err := led.Post(ctx, late); err != nil || !errors.Is(out[0].Err, ledger.ErrUnpostable) {
+		t.Fatalf("load of an unknown programme: %+v, %v", out, err)
 	}
 	ds, err = op.DeadLetters(ctx, 0, 10)
 	if err != nil || len(ds) != 1 {
 		t.Fatalf("dead letters %+v, %v", ds, err)
 	}
 	// (The admin socket carries the ledger's refusal as text.)
-	if _, err := op.RetryDeadLetter(ctx, ds[0].ID); err == nil || !strings.Contains(err.Error(), "insufficient funds") {
-		t.Fatalf("retry before the money arrived: %v, want insufficient funds", err)
+	if _, err := op.RetryDeadLetter(ctx, ds[0].ID); err == nil || !strings.Contains(err.Error(), "no programme") {
+		t.Fatalf("retry before the programme exists: %v", err)
 	}
-	if _, err := op.Post(ctx, store.KindOpening, ledger.Request{Ref: "o6", Card: servertest.Card(6), Fund: servertest.Fund, Amount: 1_000}); err != nil {
+	if err := op.CreateProgramme(ctx, store.Programme{ID: "SPRING", Name: "spring planting", Fund: "330"}); err != nil {
 		t.Fatal(err)
+	}
+	for _, q := range []struct {
+		kind store.Kind
+		q    ledger.Request
+	}{
+		{store.KindFund, ledger.Request{Ref: "sf", Programme: "SPRING", Amount: 5_000}},
+		{store.KindGrant, ledger.Request{Ref: "sg", Programme: "SPRING", Card: servertest.Card(6), Amount: 700}},
+	} {
+		if _, err := op.Post(ctx, q.kind, q.q); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if out, err := op.RetryDeadLetter(ctx, ds[0].ID); err != nil || out != store.Posted {
 		t.Fatalf("retry = %v, %v", out, err)
@@ -137,8 +148,8 @@ func TestAdminSocketBooks(t *testing.T) {
 	if ds, _ := op.DeadLetters(ctx, 0, 10); len(ds) != 0 {
 		t.Fatalf("letter kept after the retry posted it: %+v", ds)
 	}
-	if b := balance(ledger.CardAccount(servertest.Card(6), servertest.Fund)); b != 300 {
-		t.Fatalf("card account %d after the retry, want 300", b)
+	if b := balance(ledger.CardAccount(servertest.Card(6), "330")); b != 700 {
+		t.Fatalf("card account %d after the retry, want 700", b)
 	}
 	// A letter the server filed (what it received, unverified) is never
 	// posted.

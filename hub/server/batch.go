@@ -16,20 +16,8 @@ import (
 // store have committed.
 func (ss *session) batch(id uint64, b *hubsync.Batch) {
 	s := ss.s
-	first := firstSeq(b)
-	// A terminal's records are posted in the order it sent them: once a
-	// batch or record had to wait (rate, store down), later batches that
-	// were already in flight wait too, until the agent sends again from
-	// the first one that waited. Otherwise a purchase could be posted
-	// before the load that funded it, and be refused for good.
-	if ss.retryFloor != 0 && first > ss.retryFloor {
-		ss.holdBack(id, b)
-		return
-	}
-	ss.retryFloor = 0
 	if !ss.admit(id, len(b.Records)) {
 		s.st.retried.Add(uint64(len(b.Records)))
-		ss.retryFloor = max(first, 1)
 		return
 	}
 	t, err := s.o.Store.Terminal(ss.ctx, ss.term)
@@ -93,7 +81,6 @@ func (ss *session) batch(id uint64, b *hubsync.Batch) {
 			continue
 		case c.code == hubsync.RetryUnavailable:
 			acks[i].Status, acks[i].Code, acks[i].Reason = hubsync.AckRetry, c.code, hubsync.Printable(c.reason)
-			ss.waitFrom(c.seq)
 			continue
 		}
 		// A rejection: file it for the operators first (unless the ledger
@@ -102,7 +89,6 @@ func (ss *session) batch(id uint64, b *hubsync.Batch) {
 			if err := ss.deadLetter(c); err != nil {
 				ss.log.Error("hub: dead letter not stored", "seq", c.seq, "err", err)
 				acks[i].Status, acks[i].Code, acks[i].Reason = hubsync.AckRetry, hubsync.RetryUnavailable, "dead-letter store unavailable"
-				ss.waitFrom(c.seq)
 				continue
 			}
 		}
@@ -133,48 +119,6 @@ func (ss *session) batch(id uint64, b *hubsync.Batch) {
 		}
 	}
 	ss.send(id, &hubsync.Acks{Results: acks, LastAck: last})
-}
-
-// waitFrom notes that the record seq must be sent again before any later
-// one is posted (see batch).
-func (ss *session) waitFrom(seq uint64) {
-	if seq == 0 {
-		seq = 1 // not decodable: wait for any resend
-	}
-	if ss.retryFloor == 0 || seq < ss.retryFloor {
-		ss.retryFloor = seq
-	}
-}
-
-// holdBack answers every record of a batch that arrived behind one that
-// waits with "retry", posting none of them.
-func (ss *session) holdBack(id uint64, b *hubsync.Batch) {
-	acks := make([]hubsync.Ack, len(b.Records))
-	for i, raw := range b.Records {
-		acks[i] = hubsync.Ack{Seq: envelopeSeq(raw), Status: hubsync.AckRetry, Code: hubsync.RetryUnavailable,
-			Reason: "an earlier record of this terminal waits to be sent again"}
-	}
-	ss.s.st.retried.Add(uint64(len(acks)))
-	ss.send(id, &hubsync.Acks{Results: acks, LastAck: 0})
-}
-
-// firstSeq is the terminal sequence of the batch's first record (0 when
-// it does not decode).
-func firstSeq(b *hubsync.Batch) uint64 {
-	if len(b.Records) == 0 {
-		return 0
-	}
-	return envelopeSeq(b.Records[0])
-}
-
-// envelopeSeq reads a record envelope's terminal sequence without
-// verifying it (0 when it does not decode).
-func envelopeSeq(raw []byte) uint64 {
-	env, err := record.DecodeEnvelope(raw)
-	if err != nil {
-		return 0
-	}
-	return env.Record.TerminalSeq
 }
 
 // deadLetter files a rejected record in the store's dead letters.

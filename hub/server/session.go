@@ -33,11 +33,6 @@ type session struct {
 	term string
 	pub  *sm.PublicKey
 
-	// retryFloor (reader goroutine only): the lowest terminal sequence
-	// the hub asked to be sent again; later batches wait behind it (0:
-	// none).
-	retryFloor uint64
-
 	out      chan []byte
 	lostPoke chan struct{}
 	lostHave atomic.Uint64 // the version the agent holds, as far as the hub knows

@@ -46,9 +46,11 @@ func TestSyncEndOfDayTotals(t *testing.T) {
 		t.Fatalf("client totals status %+v", s.Totals)
 	}
 
-	// A purchase on a card the hub has no balance for: the card paid, the
-	// hub dead-letters the record, the totals differ.
-	servertest.Journal(t, a.j, keys, servertest.Record(record.KindPay, term1, servertest.Card(300), 1, 999))
+	// A load of a programme the hub does not know: the card took it (its
+	// TAC is genuine), the hub dead-letters the record, the totals differ.
+	bad := servertest.Record(record.KindLoad, term1, servertest.Card(3), 1, 999)
+	bad.Merchant = "NO-SUCH-PROGRAMME"
+	servertest.Journal(t, a.j, keys, bad)
 	if err := c.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +65,7 @@ func TestSyncEndOfDayTotals(t *testing.T) {
 			t.Errorf("mismatch lists %d records, want the terminal's 41 postings", len(d.Records))
 		}
 	}
-	if rep.Terminals[0].Match || rep.Terminals[0].Submitted.PayCount != 41 || kinds[ledger.TotalsMismatch] != 1 || kinds[ledger.Rejected] != 1 {
+	if rep.Terminals[0].Match || rep.Terminals[0].Submitted.LoadCount != 1 || kinds[ledger.TotalsMismatch] != 1 || kinds[ledger.Rejected] != 1 {
 		t.Fatalf("after a refused record: terminals %+v, discrepancies %v", rep.Terminals, kinds)
 	}
 	if s, _ := c.Status(); s.Totals[0].Match {
@@ -111,7 +113,7 @@ func TestSyncEndOfDayTotals(t *testing.T) {
 		t.Fatalf("an older revision answered %#v", res)
 	}
 	got, err := st.Totals(ctx, day)
-	if err != nil || len(got) != 1 || got[0].PayCount != 41 || got[0].PayAmount != 40*125+999 {
+	if err != nil || len(got) != 1 || got[0].PayCount != 40 || got[0].LoadCount != 1 || got[0].LoadAmount != 999 {
 		t.Fatalf("stored totals %+v, %v; want the agent's last submission kept", got, err)
 	}
 	if !hubsync.VerifyTotals(a.key.PublicKey(), term1, &hubsync.Totals{Day: day, Rev: revOf(t, got[0].Signed),

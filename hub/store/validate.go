@@ -16,13 +16,23 @@ const MaxAmount = int64(1) << 50
 const MaxAccount = 512
 
 // ExternalPrefix starts the names of accounts outside the hub's books
-// (funding sources, opening balances); only they may go negative.
+// (funding sources, opening balances); they may go negative.
 const ExternalPrefix = "external/"
 
+// CardPrefix starts the names of card purse accounts. They mirror a purse
+// the card itself keeps from going below zero (every purchase carries the
+// card's TAC), and records reach the hub in any order across terminals,
+// hubs and retries (a load uploaded after a later purchase), so the
+// hub's mirror may dip below zero until the missing record arrives: a
+// proven purchase is never refused for it.
+const CardPrefix = "card/"
+
 // AllowsNegative reports whether account may have a negative balance:
-// only accounts named ExternalPrefix+"...". Card, merchant, programme and
-// grant accounts may not.
-func AllowsNegative(account string) bool { return strings.HasPrefix(account, ExternalPrefix) }
+// accounts named ExternalPrefix+"..." or CardPrefix+"...". Merchant,
+// programme, grant and hold accounts may not.
+func AllowsNegative(account string) bool {
+	return strings.HasPrefix(account, ExternalPrefix) || strings.HasPrefix(account, CardPrefix)
+}
 
 func invalidf(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, a...))

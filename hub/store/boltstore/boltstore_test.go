@@ -98,7 +98,7 @@ func TestCheckFindsTampering(t *testing.T) {
 		want               string
 	}{
 		{"balance changed", []byte("accounts"), []byte(storetest.CardAccount(c)), u64(1000), "balance"},
-		{"negative card", []byte("accounts"), []byte(storetest.CardAccount(c)), u64(^uint64(0)), "negative"},
+		{"negative merchant", []byte("accounts"), []byte(storetest.MerchantAccount("H1")), u64(^uint64(0)), "negative"},
 		{"garbage posting", []byte("postings"), u64(1), []byte{1, 2, 3}, "corrupt"},
 		{"foreign account", []byte("accounts"), []byte("card/ghost"), u64(5), "entries sum to 0"},
 	}

@@ -21,7 +21,7 @@ var invariantQueries = []struct{ name, sql string }{
 		FROM accounts a LEFT JOIN (SELECT account_id, sum(amount) AS total FROM entries GROUP BY account_id) s
 		ON s.account_id = a.id WHERE a.balance <> COALESCE(s.total, 0)`},
 	{"forbidden negative balance", `SELECT id || ' ' || balance FROM accounts WHERE balance < 0 AND NOT allow_negative`},
-	{"account policy differs from its name", `SELECT id FROM accounts WHERE allow_negative <> starts_with(id, '` + store.ExternalPrefix + `')`},
+	{"account policy differs from its name", `SELECT id FROM accounts WHERE allow_negative <> (starts_with(id, '` + store.ExternalPrefix + `') OR starts_with(id, '` + store.CardPrefix + `'))`},
 	{"posting counter not recorded", `SELECT p.id::text FROM postings p
 		WHERE p.counter_type IS NOT NULL AND NOT EXISTS (SELECT 1 FROM card_counters c WHERE c.posting_id = p.id
 			AND c.card_id = p.card_id AND c.counter_type = p.counter_type AND c.value = p.counter_value)`},

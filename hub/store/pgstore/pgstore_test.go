@@ -73,7 +73,7 @@ func TestUniquenessIsTheDatabases(t *testing.T) {
 			VALUES ('o', 18, '2026-03-14', '', '', 0, 'x', now())`, "23505"},
 		{"counter", `INSERT INTO card_counters (card_id, counter_type, value, posting_id)
 			SELECT card_id, counter_type, counter_value, (SELECT min(id) FROM postings) FROM postings WHERE counter_type IS NOT NULL`, "23505"},
-		{"overdraft", `UPDATE accounts SET balance = -1 WHERE id LIKE 'card/%'`, "23514"},
+		{"overdraft", `UPDATE accounts SET balance = -1 WHERE id LIKE 'merchant/%'`, "23514"},
 		{"two keys", `INSERT INTO postings (terminal_no, terminal_seq, ref, kind, day, party, fund, amount, content, posted_at)
 			VALUES ('370100000001', 99, 'r', 1, '2026-03-14', '', '', 0, 'x', now())`, "23514"},
 	}
@@ -92,7 +92,8 @@ func TestCheckFindsTampering(t *testing.T) {
 		{"balance changed", `UPDATE accounts SET balance = balance + 1 WHERE id LIKE 'card/%'`, "balance differs"},
 		{"entry changed", `UPDATE entries SET amount = amount + 1 WHERE account_id LIKE 'merchant/%'`, "does not balance"},
 		{"counter dropped", `DELETE FROM card_counters`, "counter not recorded"},
-		{"policy flipped", `UPDATE accounts SET allow_negative = true WHERE id LIKE 'card/%'`, "policy"},
+		{"policy flipped", `UPDATE accounts SET allow_negative = true WHERE id LIKE 'merchant/%'`, "policy"},
+		{"card policy flipped", `UPDATE accounts SET allow_negative = false WHERE id LIKE 'card/%'`, "policy"},
 		{"entries dropped", `DELETE FROM entries WHERE posting_id = (SELECT max(id) FROM postings)`, "without entries"},
 	}
 	for _, tc := range cases {

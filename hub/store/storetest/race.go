@@ -263,9 +263,12 @@ func testProperty(t *testing.T, s store.Store) {
 			case k < 3:
 				ref++
 				return Opening(fmt.Sprintf("prop-%d-%d", seed, ref), c, int64(1+rng.IntN(500)))
-			case k < 9:
+			case k < 8:
 				seq++
 				return Pay(term, seq, c, uint16(1+rng.IntN(15)), int64(1+rng.IntN(300)), []string{"H1", "H2"}[rng.IntN(2)])
+			case k < 9:
+				ref++
+				return Payout(fmt.Sprintf("prop-po-%d-%d", seed, ref), []string{"H1", "H2"}[rng.IntN(2)], int64(1+rng.IntN(600)))
 			default:
 				seq++
 				return Certify(term, seq, c)
