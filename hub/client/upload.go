@@ -73,32 +73,26 @@ func (c *Client) upload(ctx context.Context, cn *conn, untilDrained bool) error 
 				wait = Backoff(c.o.MinBackoff, c.o.MaxBackoff, 2)
 			}
 			t := time.NewTimer(wait)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return ctx.Err()
-			case <-cn.closed:
-				t.Stop()
-				return cn.Err()
-			case <-c.kick:
-				if !pause {
-					t.Stop()
-					break
-				}
-				// A kick does not cut a pause the hub asked for short; the
-				// rest of the pause still ends with ctx or the connection.
-				// (The timer must not be stopped first: a stopped timer's
-				// channel never delivers, and the uploader hung here.)
+		waiting:
+			for {
 				select {
-				case <-t.C:
 				case <-ctx.Done():
 					t.Stop()
 					return ctx.Err()
 				case <-cn.closed:
 					t.Stop()
 					return cn.Err()
+				case <-c.kick:
+					if pause {
+						// A kick does not cut a pause the hub asked for
+						// short. (The timer is not stopped: a stopped
+						// timer's channel never delivers.)
+						continue
+					}
+					t.Stop()
+				case <-t.C:
 				}
-			case <-t.C:
+				break waiting
 			}
 			pause = false
 			continue

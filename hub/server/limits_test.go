@@ -43,10 +43,11 @@ func TestSyncRateLimit(t *testing.T) {
 	}
 }
 
-// TestSyncLedgerOutage: while the ledger fails the records are retried,
-// never lost nor dead-lettered.
-func TestSyncLedgerOutage(t *testing.T) {
-	keys := servertest.Keys(t)
+// outageHub starts a hub whose ledger fails ("database down") until
+// flaky.SetFail(nil), and an enrolled agent with 12 purchases of 5 fen
+// journaled.
+func outageHub(t *testing.T) (*servertest.FlakyLedger, store.Store, *agent) {
+	t.Helper()
 	var flaky *servertest.FlakyLedger
 	h, st, _ := startHub(t, false, func(o *server.Options) {
 		flaky = &servertest.FlakyLedger{Ledger: o.Ledger}
@@ -55,7 +56,14 @@ func TestSyncLedgerOutage(t *testing.T) {
 	flaky.SetFail(errors.New("database down"))
 	a := newAgent(t, term1, h)
 	servertest.Register(t, st, term1, a.key.PublicKey())
-	servertest.Fill(t, a.j, keys, term1, 1, 3, 12, 5)
+	servertest.Fill(t, a.j, servertest.Keys(t), term1, 1, 3, 12, 5)
+	return flaky, st, a
+}
+
+// TestSyncLedgerOutage: while the ledger fails the records are retried,
+// never lost nor dead-lettered.
+func TestSyncLedgerOutage(t *testing.T) {
+	flaky, st, a := outageHub(t)
 	c := a.client(t)
 	if err := c.Sync(context.Background()); !errors.Is(err, errRetryLater()) {
 		t.Fatalf("sync during the outage: %v", err)
@@ -76,16 +84,7 @@ func TestSyncLedgerOutage(t *testing.T) {
 // ends. (The uploader used to wait on the channel of a timer it had just
 // stopped, and hung at the first kick in a pause.)
 func TestSyncKickDuringRetryPause(t *testing.T) {
-	keys := servertest.Keys(t)
-	var flaky *servertest.FlakyLedger
-	h, st, _ := startHub(t, false, func(o *server.Options) {
-		flaky = &servertest.FlakyLedger{Ledger: o.Ledger}
-		o.Ledger = flaky
-	})
-	flaky.SetFail(errors.New("database down"))
-	a := newAgent(t, term1, h)
-	servertest.Register(t, st, term1, a.key.PublicKey())
-	servertest.Fill(t, a.j, keys, term1, 1, 3, 12, 5)
+	flaky, _, a := outageHub(t)
 	a.opts.MinBackoff, a.opts.MaxBackoff = 50*time.Millisecond, 200*time.Millisecond
 	c := a.client(t)
 	ctx, cancel := context.WithCancel(context.Background())
